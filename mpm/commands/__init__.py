@@ -1,0 +1,1 @@
+"""Subcommands of the `mpm` command line, one module each (see `mpm.cli`)."""

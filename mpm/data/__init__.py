@@ -1,0 +1,1 @@
+"""Datasets: readers for the real benchmarks, the synthetic benchmark, transforms and samplers."""

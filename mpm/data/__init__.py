@@ -1,1 +1,37 @@
 """Datasets: readers for the real benchmarks, the synthetic benchmark, transforms and samplers."""
+
+from mpm.data.duke import parse_duke_name, read_dukemtmc
+from mpm.data.market import (
+    parse_custom_name,
+    parse_market_name,
+    parse_synthetic_name,
+    read_custom,
+    read_market1501,
+    read_market_layout,
+    read_synthetic,
+)
+from mpm.data.mask_files import check_masks, mask_path, missing_masks, read_mask
+from mpm.data.records import DISTRACTOR_PID, JUNK_PID, DatasetSplits, ImageRecord
+from mpm.data.registry import DATASET_NAMES, load_dataset
+
+__all__ = [
+    "DATASET_NAMES",
+    "DISTRACTOR_PID",
+    "JUNK_PID",
+    "DatasetSplits",
+    "ImageRecord",
+    "check_masks",
+    "load_dataset",
+    "mask_path",
+    "missing_masks",
+    "parse_custom_name",
+    "parse_duke_name",
+    "parse_market_name",
+    "parse_synthetic_name",
+    "read_custom",
+    "read_dukemtmc",
+    "read_market1501",
+    "read_market_layout",
+    "read_mask",
+    "read_synthetic",
+]

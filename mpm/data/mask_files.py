@@ -1,0 +1,60 @@
+"""Where person masks live on disk, how they are read, and the check that none is missing.
+
+A mask is an 8-bit single-channel PNG at ``<root>/masks/<split>/<stem>.png`` (SPEC §1) with
+the image's height and width; a pixel belongs to the person when its value is above 127.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from mpm.data.records import ImageRecord
+
+MASK_THRESHOLD = 127
+_MASK_MODES = ("L", "1")
+
+
+def mask_path(root: str | os.PathLike, split: str, stem: str) -> Path:
+    """The mask file of image ``stem`` of folder ``split``: ``<root>/masks/<split>/<stem>.png``."""
+    return Path(root) / "masks" / split / f"{stem}.png"
+
+
+def read_mask(path: str | os.PathLike) -> torch.Tensor:
+    """Read a mask file as an H×W ``uint8`` tensor of 0 (background) and 1 (person, value > 127)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"mask file {path} does not exist; create masks with `mpm masks`")
+    with Image.open(path) as image:
+        if image.mode not in _MASK_MODES:
+            raise ValueError(
+                f"mask file {path} has image mode {image.mode!r}; a mask must be an 8-bit "
+                f"single-channel PNG (mode 'L'), person > {MASK_THRESHOLD}: rewrite it as grayscale"
+            )
+        values = np.asarray(image.convert("L"))
+    return torch.from_numpy((values > MASK_THRESHOLD).astype(np.uint8))
+
+
+def missing_masks(root: str | os.PathLike, records: Iterable[ImageRecord]) -> list[Path]:
+    """The mask paths of ``records`` that do not exist under ``root``, in record order."""
+    return [
+        path
+        for path in (mask_path(root, record.split, record.stem) for record in records)
+        if not path.is_file()
+    ]
+
+
+def check_masks(root: str | os.PathLike, records: Iterable[ImageRecord]) -> None:
+    """Raise ``FileNotFoundError`` if any record lacks its mask: how many, one example, the fix."""
+    records = list(records)
+    missing = missing_masks(root, records)
+    if missing:
+        raise FileNotFoundError(
+            f"{len(missing)} of {len(records)} images under {root} have no mask file "
+            f"(for example {missing[0]}); create them with: mpm masks --root {root}"
+        )

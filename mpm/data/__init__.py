@@ -1,5 +1,6 @@
 """Datasets: readers for the real benchmarks, the synthetic benchmark, transforms and samplers."""
 
+from mpm.data.dataset import ReIDDataset, read_image, relabel_pids
 from mpm.data.duke import parse_duke_name, read_dukemtmc
 from mpm.data.market import (
     parse_custom_name,
@@ -13,13 +14,20 @@ from mpm.data.market import (
 from mpm.data.mask_files import check_masks, mask_path, missing_masks, read_mask
 from mpm.data.records import DISTRACTOR_PID, JUNK_PID, DatasetSplits, ImageRecord
 from mpm.data.registry import DATASET_NAMES, load_dataset
+from mpm.data.samplers import PKSampler
+from mpm.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transforms
 
 __all__ = [
     "DATASET_NAMES",
     "DISTRACTOR_PID",
     "JUNK_PID",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
     "DatasetSplits",
     "ImageRecord",
+    "PKSampler",
+    "ReIDDataset",
+    "build_transforms",
     "check_masks",
     "load_dataset",
     "mask_path",
@@ -30,8 +38,10 @@ __all__ = [
     "parse_synthetic_name",
     "read_custom",
     "read_dukemtmc",
+    "read_image",
     "read_market1501",
     "read_market_layout",
     "read_mask",
     "read_synthetic",
+    "relabel_pids",
 ]

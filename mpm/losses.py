@@ -1,0 +1,87 @@
+"""The losses of MPM-LTL (paper eqs. (1)-(5); SPEC §5) and Batch-Hard (Hermans et al. 2017).
+
+Shapes: ``logits`` N×k×C (k parts, C identities), part features ``h`` N×k×d, labels N.
+Every loss is a mean over the images (or triplets) of the batch, so its scale does not depend
+on the batch size; the paper's sums over images differ from it only by that constant.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+DEFAULT_MARGIN = 0.5
+"""α of eq. (2) (paper §IV-B)."""
+
+_EPS = 1e-12
+
+
+def part_id_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Eq. (3): cross-entropy of every part's classifier, averaged over the k parts and images."""
+    if logits.dim() != 3:
+        raise ValueError(f"logits must be N×k×C, got {tuple(logits.shape)}")
+    parts = logits.shape[1]
+    return F.cross_entropy(logits.flatten(0, 1), labels.repeat_interleave(parts))
+
+
+def triplet_id_loss(logits_a: torch.Tensor, logits_p: torch.Tensor, logits_n: torch.Tensor,
+                    labels_a: torch.Tensor, labels_p: torch.Tensor, labels_n: torch.Tensor
+                    ) -> torch.Tensor:
+    """Eq. (4): the part id loss of anchor, positive and negative, averaged over the three."""
+    return (part_id_loss(logits_a, labels_a) + part_id_loss(logits_p, labels_p)
+            + part_id_loss(logits_n, labels_n)) / 3
+
+
+def euclidean(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Euclidean distance along the last axis, with a gradient that stays finite at 0."""
+    return ((x - y).pow(2).sum(dim=-1).clamp_min(_EPS)).sqrt()
+
+
+def local_triplet_loss(h_a: torch.Tensor, h_p: torch.Tensor, h_n: torch.Tensor,
+                       margin: float = DEFAULT_MARGIN) -> torch.Tensor:
+    """Eq. (2): mean over parts i (and triplets) of max(0, d_ap^i − d_an^i + α)."""
+    return F.relu(euclidean(h_a, h_p) - euclidean(h_a, h_n) + margin).mean()
+
+
+def global_triplet_loss(h_a: torch.Tensor, h_p: torch.Tensor, h_n: torch.Tensor,
+                        margin: float = DEFAULT_MARGIN) -> torch.Tensor:
+    """Eq. (1) on the whole feature: the k parts concatenated (ablation row 5)."""
+    return local_triplet_loss(h_a.flatten(1), h_p.flatten(1), h_n.flatten(1), margin)
+
+
+def pairwise_euclidean(features: torch.Tensor) -> torch.Tensor:
+    """N×N Euclidean distances of N×D features (…×N×N for leading axes)."""
+    squared = features.pow(2).sum(dim=-1)
+    gram = features @ features.transpose(-1, -2)
+    return (squared.unsqueeze(-1) + squared.unsqueeze(-2) - 2 * gram).clamp_min(_EPS).sqrt()
+
+
+def batch_hard_triplet_loss(features: torch.Tensor, labels: torch.Tensor,
+                            margin: float = DEFAULT_MARGIN) -> torch.Tensor:
+    """Batch-Hard triplet loss (Hermans et al. 2017) over a P×K batch.
+
+    Every anchor takes its farthest positive and nearest negative in the batch. ``features``
+    N×D gives the global form; N×k×d applies it to every part and averages (local level).
+    Anchors with no positive or no negative in the batch are left out.
+    """
+    per_part = features.transpose(0, 1) if features.dim() == 3 else features.unsqueeze(0)
+    distances = pairwise_euclidean(per_part)
+    same = labels.unsqueeze(0) == labels.unsqueeze(1)
+    itself = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+    positive = same & ~itself
+    valid = positive.any(dim=1) & (~same).any(dim=1)
+    if not valid.any():
+        raise ValueError("batch-hard needs at least one identity with two images and one other identity")
+    hardest_positive = distances.masked_fill(~positive, float("-inf")).amax(dim=-1)
+    hardest_negative = distances.masked_fill(same, float("inf")).amin(dim=-1)
+    hinge = F.relu(hardest_positive - hardest_negative + margin)
+    return hinge[:, valid].mean()
+
+
+def total_loss(logits_a: torch.Tensor, logits_p: torch.Tensor, logits_n: torch.Tensor,
+               labels_a: torch.Tensor, labels_p: torch.Tensor, labels_n: torch.Tensor,
+               h_a: torch.Tensor, h_p: torch.Tensor, h_n: torch.Tensor,
+               margin: float = DEFAULT_MARGIN) -> torch.Tensor:
+    """Eq. (5): local-level triplet loss + triplet-architecture id loss."""
+    return (local_triplet_loss(h_a, h_p, h_n, margin)
+            + triplet_id_loss(logits_a, logits_p, logits_n, labels_a, labels_p, labels_n))

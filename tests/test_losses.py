@@ -1,0 +1,93 @@
+"""Losses (eqs. (1)-(5), Batch-Hard) against hand computations."""
+
+import math
+
+import pytest
+import torch
+
+from mpm.losses import (
+    batch_hard_triplet_loss,
+    global_triplet_loss,
+    local_triplet_loss,
+    part_id_loss,
+    total_loss,
+    triplet_id_loss,
+)
+
+# One image, two parts, two identities. Part 1: logits (0, 0), label 0 → CE = ln 2.
+# Part 2: logits (ln 3, 0), label 0 → p = 3/4 → CE = ln(4/3).
+LOGITS = torch.tensor([[[0.0, 0.0], [math.log(3.0), 0.0]]])
+LABELS = torch.tensor([0])
+PART_ID = (math.log(2.0) + math.log(4.0 / 3.0)) / 2
+
+# One triplet, two parts of two dimensions.
+H_A = torch.tensor([[[0.0, 0.0], [0.0, 0.0]]])
+H_P = torch.tensor([[[3.0, 4.0], [0.0, 1.0]]])  # d_ap = (5, 1)
+H_N = torch.tensor([[[0.0, 1.0], [6.0, 8.0]]])  # d_an = (1, 10)
+
+
+def test_part_id_loss_is_the_mean_cross_entropy_over_parts():
+    assert part_id_loss(LOGITS, LABELS).item() == pytest.approx(PART_ID, rel=1e-6)
+
+
+def test_part_id_loss_averages_images_too():
+    logits = torch.cat([LOGITS, torch.zeros(1, 2, 2)])
+    labels = torch.tensor([0, 1])
+    assert part_id_loss(logits, labels).item() == pytest.approx((PART_ID + math.log(2.0)) / 2, rel=1e-6)
+
+
+def test_triplet_id_loss_averages_anchor_positive_negative():
+    uniform = torch.zeros(1, 2, 2)  # CE = ln 2 for every part
+    loss = triplet_id_loss(LOGITS, uniform, uniform, LABELS, LABELS, torch.tensor([1]))
+    assert loss.item() == pytest.approx((PART_ID + 2 * math.log(2.0)) / 3, rel=1e-6)
+
+
+def test_local_triplet_loss_hand_computed():
+    # parts: max(0, 5 - 1 + 0.5) = 4.5 and max(0, 1 - 10 + 0.5) = 0 → mean 2.25
+    assert local_triplet_loss(H_A, H_P, H_N).item() == pytest.approx(2.25, rel=1e-6)
+    assert local_triplet_loss(H_A, H_P, H_N, margin=0.0).item() == pytest.approx(2.0, rel=1e-6)
+
+
+def test_global_triplet_loss_uses_the_concatenated_feature():
+    # d_ap = sqrt(9 + 16 + 0 + 1) = sqrt(26), d_an = sqrt(0 + 1 + 36 + 64) = sqrt(101)
+    assert global_triplet_loss(H_A, H_P, H_N).item() == 0.0
+    expected = math.sqrt(26) - math.sqrt(101) + 6.0
+    assert global_triplet_loss(H_A, H_P, H_N, margin=6.0).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_batch_hard_picks_the_hardest_pairs_in_the_batch():
+    features = torch.tensor([[0.0], [1.0], [3.0], [7.0]])
+    labels = torch.tensor([0, 0, 1, 1])
+    # anchor 0: pos 1, neg 3 → 0; anchor 1: pos 1, neg 2 → 1;
+    # anchor 3 (x=3): pos 4, neg 2 → 4; anchor 4 (x=7): pos 4, neg 6 → 0 ⇒ mean 5/4
+    assert batch_hard_triplet_loss(features, labels, margin=2.0).item() == pytest.approx(1.25, rel=1e-5)
+
+
+def test_batch_hard_on_parts_averages_the_part_losses():
+    part1 = torch.tensor([[0.0], [1.0], [3.0], [7.0]])
+    part2 = torch.zeros(4, 1)  # every distance 0 → hinge = margin for every anchor
+    features = torch.stack([part1, part2], dim=1)
+    labels = torch.tensor([0, 0, 1, 1])
+    assert batch_hard_triplet_loss(features, labels, margin=2.0).item() == pytest.approx((1.25 + 2.0) / 2, rel=1e-5)
+
+
+def test_batch_hard_leaves_out_anchors_without_a_positive():
+    features = torch.tensor([[0.0], [1.0], [3.0], [10.0]])
+    labels = torch.tensor([0, 0, 1, 2])
+    # only anchors 0 and 1 have a positive: 1 - 3 + 2 = 0 and 1 - 2 + 2 = 1 → 0.5
+    assert batch_hard_triplet_loss(features, labels, margin=2.0).item() == pytest.approx(0.5, rel=1e-5)
+    with pytest.raises(ValueError, match="at least one identity with two images"):
+        batch_hard_triplet_loss(features[2:], labels[2:])
+
+
+def test_total_loss_is_local_triplet_plus_id_loss():
+    uniform = torch.zeros(1, 2, 2)
+    loss = total_loss(LOGITS, uniform, uniform, LABELS, LABELS, LABELS, H_A, H_P, H_N)
+    assert loss.item() == pytest.approx(2.25 + (PART_ID + 2 * math.log(2.0)) / 3, rel=1e-6)
+
+
+def test_triplet_gradients_stay_finite_at_zero_distance():
+    anchor = torch.zeros(2, 3, 4, requires_grad=True)
+    loss = local_triplet_loss(anchor, anchor.detach().clone(), torch.ones(2, 3, 4))
+    loss.backward()
+    assert torch.isfinite(anchor.grad).all()

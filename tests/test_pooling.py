@@ -1,0 +1,114 @@
+"""Mask pooling (SPEC §3): in-image fractions, strict threshold, dtypes and errors."""
+
+import itertools
+
+import pytest
+import torch
+
+from mpm.pooling import MaskPool2d, mask_pool
+
+
+def as_mask(rows: list[list[int]]) -> torch.Tensor:
+    return torch.tensor(rows, dtype=torch.float32)[None, None]
+
+
+def brute_force_mask_pool(mask: torch.Tensor, kernel: int, stride: int, padding: int,
+                          threshold: float) -> torch.Tensor:
+    """Window by window, counting only the pixels inside the image."""
+    height, width = mask.shape[-2:]
+    out_h = (height + 2 * padding - kernel) // stride + 1
+    out_w = (width + 2 * padding - kernel) // stride + 1
+    out = torch.zeros(1, 1, out_h, out_w)
+    for i, j in itertools.product(range(out_h), range(out_w)):
+        top, left = i * stride - padding, j * stride - padding
+        window = mask[0, 0, max(top, 0):top + kernel, max(left, 0):left + kernel]
+        out[0, 0, i, j] = float(window.float().mean() > threshold)
+    return out
+
+
+def test_a_window_exactly_at_the_threshold_is_background():
+    mask = as_mask([[1, 1, 1, 1],
+                    [0, 0, 1, 0],
+                    [0, 0, 0, 0],
+                    [1, 0, 0, 0]])
+    # windows (2×2, stride 2): 2/4, 3/4, 1/4, 0/4
+    assert mask_pool(mask, 2, 2, 0, threshold=0.5).tolist() == [[[[0.0, 1.0], [0.0, 0.0]]]]
+    assert mask_pool(mask, 2, 2, 0, threshold=0.25).tolist() == [[[[1.0, 1.0], [0.0, 0.0]]]]
+    assert mask_pool(mask, 2, 2, 0, threshold=0.75).tolist() == [[[[0.0, 0.0], [0.0, 0.0]]]]
+
+
+def test_fractions_like_0_7_of_ten_pixels_are_not_lost_to_rounding():
+    mask = torch.zeros(1, 1, 1, 10)
+    mask[..., :7] = 1
+    assert mask_pool(mask, (1, 10), 1, 0, threshold=0.7).item() == 0.0
+    assert mask_pool(mask, (1, 10), 1, 0, threshold=0.6999).item() == 1.0
+
+
+def test_padding_is_not_counted():
+    mask = as_mask([[1, 0, 0, 0],
+                    [0, 0, 0, 0],
+                    [0, 0, 0, 0],
+                    [0, 0, 0, 0]])
+    # The top-left 3×3 window (padding 1) holds 4 in-image pixels, one of them person: 1/4.
+    # Counting the 5 padding pixels too would give 1/9 and flip the first answer.
+    assert mask_pool(mask, 3, 2, 1, threshold=0.2)[0, 0, 0, 0].item() == 1.0
+    assert mask_pool(mask, 3, 2, 1, threshold=0.25)[0, 0, 0, 0].item() == 0.0
+    assert mask_pool(mask, 3, 2, 1, threshold=0.2)[0, 0].tolist() == [[1.0, 0.0], [0.0, 0.0]]
+
+
+def test_threshold_zero_is_any_overlap_and_one_is_all_zero():
+    mask = as_mask([[0, 0, 0, 0],
+                    [0, 1, 0, 0],
+                    [0, 0, 0, 0],
+                    [0, 0, 0, 0]])
+    assert mask_pool(mask, 2, 2, 0, threshold=0.0).tolist() == [[[[1.0, 0.0], [0.0, 0.0]]]]
+    full = torch.ones(1, 1, 6, 6)
+    assert mask_pool(full, 3, 2, 1, threshold=1.0).sum().item() == 0.0
+    assert mask_pool(full, 3, 2, 1, threshold=0.999).sum().item() == 9.0
+
+
+@pytest.mark.parametrize("dtype", [torch.bool, torch.uint8, torch.float16, torch.float32, torch.float64])
+def test_every_mask_dtype_gives_the_same_result(dtype):
+    generator = torch.Generator().manual_seed(0)
+    binary = torch.rand(2, 1, 13, 9, generator=generator) > 0.5
+    expected = mask_pool(binary.float(), 7, 2, 3, threshold=0.4)
+    given = binary.to(dtype) * (255 if dtype == torch.uint8 else 1)
+    result = mask_pool(given, 7, 2, 3, threshold=0.4)
+    assert result.dtype == torch.float32
+    assert torch.equal(result, expected)
+
+
+@pytest.mark.parametrize("kernel,stride,padding", [(7, 2, 3), (3, 2, 1), (2, 2, 0), (5, 3, 2)])
+@pytest.mark.parametrize("threshold", [0.0, 0.3, 0.5, 0.6, 1.0])
+def test_matches_a_window_by_window_count(kernel, stride, padding, threshold):
+    generator = torch.Generator().manual_seed(kernel * 10 + stride)
+    mask = (torch.rand(1, 1, 17, 11, generator=generator) > 0.45).float()
+    expected = brute_force_mask_pool(mask, kernel, stride, padding, threshold)
+    assert torch.equal(mask_pool(mask, kernel, stride, padding, threshold), expected)
+
+
+def test_module_matches_function_and_output_sizes_match_conv1_and_maxpool():
+    mask = torch.ones(3, 1, 384, 128)
+    after_conv1 = MaskPool2d(7, 2, 3, threshold=0.6)(mask)
+    after_maxpool = MaskPool2d(3, 2, 1, threshold=0.6)(after_conv1)
+    assert after_conv1.shape == (3, 1, 192, 64)
+    assert after_maxpool.shape == (3, 1, 96, 32)
+    assert torch.equal(after_conv1, mask_pool(mask, 7, 2, 3, 0.6))
+
+
+@pytest.mark.parametrize("threshold", [1.5, -0.1])
+def test_threshold_outside_unit_interval_is_refused(threshold):
+    with pytest.raises(ValueError, match=r"threshold must lie in \[0, 1\], got " + str(threshold)):
+        mask_pool(torch.ones(1, 1, 4, 4), 2, 2, 0, threshold)
+    with pytest.raises(ValueError, match="threshold"):
+        MaskPool2d(3, 2, 1, threshold)
+
+
+def test_mask_without_channel_axis_is_refused():
+    with pytest.raises(ValueError, match=r"N×1×H×W, got \(2, 4, 4\)"):
+        mask_pool(torch.ones(2, 4, 4), 2, 2, 0, 0.5)
+
+
+def test_no_gradient_flows_through_mask_pooling():
+    mask = torch.ones(1, 1, 8, 8, requires_grad=True)
+    assert not mask_pool(mask, 3, 2, 1, 0.5).requires_grad

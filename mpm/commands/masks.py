@@ -1,0 +1,79 @@
+"""``mpm masks``: person masks for every image of a dataset by the paper's padded Mask R-CNN.
+
+Writes ``<root>/masks/<split>/<stem>.png`` (or below ``--output``), skips masks that already exist (a killed run
+resumes where it stopped) and lists images with no person found in ``<root>/masks/report.csv``.
+The hidden flag ``--random-init`` builds a randomly initialised Mask R-CNN instead of loading
+weights: it is for tests and timing only, its masks are meaningless.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from mpm.data import DATASET_NAMES, load_dataset
+from mpm.masks.detector import (
+    DEFAULT_MIN_SIZE,
+    WeightsUnavailableError,
+    pretrained_mask_rcnn,
+    random_mask_rcnn,
+)
+from mpm.masks.pipeline import MaskExtractor
+from mpm.masks.runner import default_masks_dir, plan_jobs, report_path, run_extraction
+from mpm.masks.selection import DEFAULT_MIN_SCORE
+
+HELP = "extract person masks for a dataset with the paper's padded Mask R-CNN (resumable)"
+SPLITS = ("train", "query", "gallery", "gt_bbox")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--root", required=True, help="dataset root folder")
+    parser.add_argument("--dataset", default="market1501", choices=DATASET_NAMES,
+                        help="layout of the dataset (default: market1501)")
+    parser.add_argument("--splits", nargs="+", choices=SPLITS, default=list(SPLITS),
+                        help="which splits to mask (default: all)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="torch device (default: cuda when available, else cpu)")
+    parser.add_argument("--batch-size", type=int, default=8, help="images per forward pass")
+    parser.add_argument("--weights", default=None, metavar="FILE",
+                        help="maskrcnn_resnet50_fpn state dict; default: torchvision's COCO "
+                             "weights (downloaded once into the torch hub cache)")
+    parser.add_argument("--min-size", type=int, default=DEFAULT_MIN_SIZE,
+                        help="short side of the padded image inside Mask R-CNN "
+                             f"(default: {DEFAULT_MIN_SIZE}, padded Market-1501 at its own size)")
+    parser.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE,
+                        help=f"lowest score of a person detection (default: {DEFAULT_MIN_SCORE})")
+    parser.add_argument("--output", default=None, metavar="DIR",
+                        help="mask folder (default: ROOT/masks, where training reads them); "
+                             "e.g. a second folder to compare with the synthetic true masks")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--random-init", action="store_true", help=argparse.SUPPRESS)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.random_init:
+        model = random_mask_rcnn(min_size=args.min_size)
+    else:
+        try:
+            model = pretrained_mask_rcnn(args.weights, min_size=args.min_size)
+        except (FileNotFoundError, ValueError, WeightsUnavailableError) as error:
+            print(f"mpm masks: error: {error}", file=sys.stderr)
+            return 2
+    splits = load_dataset(args.dataset, args.root, require_masks=False)
+    records = [record for name in args.splits for record in getattr(splits, name)]
+    unique = list({record.path: record for record in records}.values())
+    masks_dir = Path(args.output) if args.output else default_masks_dir(splits.root)
+    extractor = MaskExtractor(model, device=args.device, min_score=args.min_score)
+    report_file = report_path(masks_dir)
+    report = run_extraction(
+        plan_jobs(masks_dir, unique),
+        extractor,
+        report_file,
+        batch_size=args.batch_size,
+        progress=not args.no_progress,
+    )
+    print(report.summary(report_file))
+    return 0

@@ -1,5 +1,6 @@
 """Datasets: readers for the real benchmarks, the synthetic benchmark, transforms and samplers."""
 
+from mpm.data.cuhk03 import read_cuhk03
 from mpm.data.dataset import ReIDDataset, read_image, relabel_pids
 from mpm.data.duke import parse_duke_name, read_dukemtmc
 from mpm.data.market import (
@@ -36,6 +37,7 @@ __all__ = [
     "parse_duke_name",
     "parse_market_name",
     "parse_synthetic_name",
+    "read_cuhk03",
     "read_custom",
     "read_dukemtmc",
     "read_image",

@@ -103,7 +103,9 @@ def read_split_folder(
 def check_market_layout(root: Path) -> None:
     """Raise ``FileNotFoundError`` when ``root`` is not a dataset root in the Market-1501 layout."""
     if not root.is_dir():
-        raise FileNotFoundError(f"dataset root {root} does not exist; pass the folder that holds {TRAIN_DIR}/")
+        raise FileNotFoundError(
+            f"dataset root {root} does not exist; pass the folder that holds {TRAIN_DIR}/"
+        )
     required = (TRAIN_DIR, QUERY_DIR, GALLERY_DIR)
     absent = [name for name in required if not (root / name).is_dir()]
     if not absent:

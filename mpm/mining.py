@@ -1,0 +1,411 @@
+"""Triplet selection on tensors: Mask-guided TriHard (Algorithm 1), random triplets and Batch-Hard.
+
+The selectors work on features, identities, cameras and masks of a set of images; they never see
+a model. Each returns a :class:`TripletSelection` of image indices into that set.
+
+Conventions shared by the selectors (SPEC §6):
+
+* Distances are Euclidean, computed in float64 whatever the feature dtype, so the choice does not
+  hinge on float32 rounding.
+* Masks are compared at one fixed resolution, :data:`MASK_SIZE` = 64×32 (H×W), half of
+  Market-1501's native 128×64 in each direction: the mask intersection m(a, x) is then a pixel
+  count out of 2,048. :func:`downsample_masks` brings full-size masks there (area average, a
+  pixel is person when at least half of its window is). :func:`mask_guided_trihard` accepts masks
+  at any resolution, as long as all have the same one.
+* Ties are broken in favour of the lower image index, at every step: among equally distant
+  candidates (step 2), equal mask intersections (step 3) and equal gaps |d_an − d_ap| (step 4, the
+  lower positive index first, then the lower negative index).
+* Fallbacks, counted in the result: P empty (the identity was seen by the anchor's camera only)
+  → same identity, any camera, the anchor excluded; if the identity has this one image only, the
+  anchor is its own positive (d_ap = 0, counted as well in ``self_positives``). N empty (the
+  camera saw one identity only) → other identity, any camera. A set with a single identity has
+  no negatives at all and is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+MASK_SIZE: tuple[int, int] = (64, 32)
+"""The (height, width) at which masks are intersected by Mask-guided TriHard (SPEC §6, step 3)."""
+
+_MAX_MASK_PIXELS = 2**24  # float32 sums of 0/1 values stay exact integers up to here
+_GATHER_BUDGET = 2**23  # float64 elements gathered at once when comparing images of one identity
+
+
+@dataclass(frozen=True)
+class TripletSelection:
+    """One triplet (anchors[i], positives[i], negatives[i]) per anchor, as indices into the set.
+
+    ``positive_fallbacks`` / ``negative_fallbacks`` count the anchors whose P / N set was empty
+    and which drew from the fallback set instead; ``self_positives`` counts the anchors that are
+    their own positive (single-image identity). The distances are those of the chosen pairs,
+    absent for selectors that do not look at features.
+    """
+
+    anchors: Tensor
+    positives: Tensor
+    negatives: Tensor
+    positive_fallbacks: int
+    negative_fallbacks: int
+    self_positives: int = 0
+    positive_distances: Tensor | None = None
+    negative_distances: Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.anchors.numel()
+
+    @property
+    def distance_gap(self) -> Tensor:
+        """d_an − d_ap per anchor; Algorithm 1 picks the pair that minimises its absolute value."""
+        if self.positive_distances is None or self.negative_distances is None:
+            raise ValueError(
+                "this selection carries no distances (random triplets are drawn without "
+                "features); use mask_guided_trihard or batch_hard_triplets to get them"
+            )
+        return self.negative_distances - self.positive_distances
+
+
+def downsample_masks(masks: Tensor, size: tuple[int, int] = MASK_SIZE) -> Tensor:
+    """Bring binary masks (N×H×W or N×1×H×W, values 0/1) to ``size`` as an N×h×w bool tensor.
+
+    Each output pixel averages its window of input pixels (area interpolation) and is person
+    when that fraction is at least 0.5.
+    """
+    if masks.dim() == 4 and masks.shape[1] == 1:
+        masks = masks[:, 0]
+    if masks.dim() != 3:
+        raise ValueError(
+            f"masks must be N×H×W or N×1×H×W, got shape {tuple(masks.shape)}; "
+            "stack one 2-D mask per image"
+        )
+    _check_binary(masks)
+    fraction = F.interpolate(masks[:, None].float(), size=size, mode="area")[:, 0]
+    return fraction >= 0.5
+
+
+@torch.no_grad()
+def mask_guided_trihard(
+    features: Tensor,
+    pids: Tensor,
+    camids: Tensor,
+    masks: Tensor,
+    num_distance: int = 10,
+    num_mask: int = 5,
+    chunk_size: int = 1024,
+) -> TripletSelection:
+    """Algorithm 1 (Mask-guided TriHard): one hard triplet for every image of the set.
+
+    features: N×D; pids, camids: N integer labels; masks: N×h×w binary (see :data:`MASK_SIZE`).
+    ``num_distance`` candidates survive the distance filter (step 2) and ``num_mask`` the mask
+    filter (step 3); with fewer candidates, all are kept. Anchors are processed ``chunk_size`` at
+    a time; everything runs on ``features.device``.
+    """
+    count = _check_features(features, "features")
+    _check_labels(pids, camids, count)
+    _check_positive_int(num_distance, "num_distance")
+    _check_positive_int(num_mask, "num_mask")
+    _check_positive_int(chunk_size, "chunk_size")
+    _check_masks(masks, count)
+    device = features.device
+    pids, camids = pids.to(device), camids.to(device)
+    _check_two_identities(pids)
+    vectors = features.detach().to(torch.float64)
+    flat_masks = masks.to(device).flatten(1).float()
+
+    groups = _IdentityGroups.build(pids)
+    candidates, valid, positive_fallback, self_positive = groups.positive_candidates(camids)
+    distances = groups.distances(vectors)
+    # Algorithm 1, step 2: the num_distance farthest candidate positives.
+    picked = _k_smallest(torch.where(valid, -distances, torch.inf), num_distance)
+    far_positives, far_positive_distances = _take(candidates, distances, picked)
+
+    near_negatives = torch.full((count, min(num_distance, count)), -1, device=device)
+    near_negative_distances = torch.full(near_negatives.shape, torch.inf, dtype=torch.float64, device=device)
+    negative_fallbacks = 0
+    for anchors, pool, fallback in _negative_pools(pids, camids):
+        negative_fallbacks += anchors.numel() if fallback else 0
+        for chunk in anchors.split(chunk_size):
+            block = _euclidean(vectors[chunk], vectors[pool])
+            other_identity = pids[pool][None, :] != pids[chunk][:, None]  # step 1: N
+            # Algorithm 1, step 2: the num_distance nearest candidate negatives.
+            picked = _k_smallest(torch.where(other_identity, block, torch.inf), num_distance)
+            indices, chosen = _take(pool.expand(chunk.numel(), -1), block, picked)
+            near_negatives[chunk, : indices.shape[1]] = indices
+            near_negative_distances[chunk, : indices.shape[1]] = chosen
+
+    positives = torch.empty(count, dtype=torch.long, device=device)
+    negatives = torch.empty(count, dtype=torch.long, device=device)
+    positive_distances = torch.empty(count, dtype=torch.float64, device=device)
+    negative_distances = torch.empty(count, dtype=torch.float64, device=device)
+    for chunk in torch.arange(count, device=device).split(chunk_size):
+        # Algorithm 1, step 3: keep the num_mask largest mask intersections on each side.
+        p, dp = _most_overlapping(flat_masks, chunk, far_positives[chunk], far_positive_distances[chunk], num_mask)
+        n, dn = _most_overlapping(flat_masks, chunk, near_negatives[chunk], near_negative_distances[chunk], num_mask)
+        # Algorithm 1, step 4: (p, n) = argmin |d_an − d_ap| over the pairs of filled slots.
+        filled = (p >= 0)[:, :, None] & (n >= 0)[:, None, :]
+        gaps = torch.where(filled, (dn[:, None, :] - dp[:, :, None]).abs(), torch.inf)
+        best = gaps.flatten(1).argmin(dim=1)
+        rows = torch.arange(chunk.numel(), device=device)
+        best_p, best_n = best // n.shape[1], best % n.shape[1]
+        positives[chunk], negatives[chunk] = p[rows, best_p], n[rows, best_n]
+        positive_distances[chunk], negative_distances[chunk] = dp[rows, best_p], dn[rows, best_n]
+
+    return TripletSelection(
+        anchors=torch.arange(count, device=device),
+        positives=positives,
+        negatives=negatives,
+        positive_fallbacks=int(positive_fallback.sum()),
+        negative_fallbacks=negative_fallbacks,
+        self_positives=int(self_positive.sum()),
+        positive_distances=positive_distances,
+        negative_distances=negative_distances,
+    )
+
+
+@torch.no_grad()
+def random_triplets(
+    pids: Tensor, camids: Tensor, generator: torch.Generator, chunk_size: int = 1024
+) -> TripletSelection:
+    """Ablation row 6: for every image, p and n drawn uniformly from P and N (same fallbacks).
+
+    The draws come from ``generator`` (two uniform numbers per anchor), so a seeded generator
+    reproduces the selection. Runs on the device of ``pids``.
+    """
+    count = _check_labels(pids, camids, None)
+    _check_positive_int(chunk_size, "chunk_size")
+    device = pids.device
+    camids = camids.to(device)
+    _check_two_identities(pids)
+    draw_positive = torch.rand(count, generator=generator, dtype=torch.float64, device=generator.device)
+    draw_negative = torch.rand(count, generator=generator, dtype=torch.float64, device=generator.device)
+
+    groups = _IdentityGroups.build(pids)
+    candidates, valid, positive_fallback, self_positive = groups.positive_candidates(camids)
+    rows = torch.arange(count, device=device)
+    positives = candidates[rows, _uniform_choice(valid, draw_positive.to(device))]
+
+    negatives = torch.empty(count, dtype=torch.long, device=device)
+    negative_fallbacks = 0
+    for anchors, pool, fallback in _negative_pools(pids, camids):
+        negative_fallbacks += anchors.numel() if fallback else 0
+        for chunk in anchors.split(chunk_size):
+            other_identity = pids[pool][None, :] != pids[chunk][:, None]
+            negatives[chunk] = pool[_uniform_choice(other_identity, draw_negative.to(device)[chunk])]
+
+    return TripletSelection(
+        anchors=rows,
+        positives=positives,
+        negatives=negatives,
+        positive_fallbacks=int(positive_fallback.sum()),
+        negative_fallbacks=negative_fallbacks,
+        self_positives=int(self_positive.sum()),
+    )
+
+
+@torch.no_grad()
+def batch_hard_triplets(features: Tensor, pids: Tensor) -> TripletSelection:
+    """Batch-Hard (Hermans et al. 2017): per anchor of a batch, the farthest same-identity image
+    (not itself) and the nearest other-identity image.
+
+    An anchor whose identity has no other image in the batch is its own positive (counted in
+    ``positive_fallbacks`` and ``self_positives``). Ties go to the lower index.
+    """
+    count = _check_features(features, "features")
+    if pids.dim() != 1 or pids.numel() != count:
+        raise ValueError(
+            f"pids must be a 1-D tensor with one identity per feature row ({count}), "
+            f"got shape {tuple(pids.shape)}"
+        )
+    pids = pids.to(features.device)
+    _check_two_identities(pids)
+    vectors = features.detach().to(torch.float64)
+    distances = _euclidean(vectors, vectors)
+    itself = torch.eye(count, dtype=torch.bool, device=features.device)
+    distances[itself] = 0.0
+    same_identity = pids[:, None] == pids[None, :]
+    positive_valid = same_identity & ~itself
+    alone = ~positive_valid.any(dim=1)
+    positive_valid |= itself & alone[:, None]
+    positives = torch.where(positive_valid, distances, -torch.inf).argmax(dim=1)
+    negatives = torch.where(~same_identity, distances, torch.inf).argmin(dim=1)
+    rows = torch.arange(count, device=features.device)
+    return TripletSelection(
+        anchors=rows,
+        positives=positives,
+        negatives=negatives,
+        positive_fallbacks=int(alone.sum()),
+        negative_fallbacks=0,
+        self_positives=int(alone.sum()),
+        positive_distances=distances[rows, positives],
+        negative_distances=distances[rows, negatives],
+    )
+
+
+@dataclass(frozen=True)
+class _IdentityGroups:
+    """The images of each identity as a padded table: ``members[g]`` lists the images of
+    identity group g in ascending index order (−1 pads); image i sits at (group[i], slot[i])."""
+
+    members: Tensor
+    group: Tensor
+    slot: Tensor
+
+    @classmethod
+    def build(cls, pids: Tensor) -> _IdentityGroups:
+        _, group = torch.unique(pids, return_inverse=True)
+        count = pids.numel()
+        order = torch.argsort(group, stable=True)
+        sizes = torch.bincount(group)
+        starts = torch.cumsum(sizes, 0) - sizes
+        slot = torch.empty_like(group)
+        slot[order] = torch.arange(count, device=pids.device) - starts[group[order]]
+        members = torch.full((sizes.numel(), int(sizes.max())), -1, dtype=torch.long, device=pids.device)
+        members[group, slot] = torch.arange(count, device=pids.device)
+        return cls(members=members, group=group, slot=slot)
+
+    def positive_candidates(self, camids: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Per image: its identity's row of the table, which entries are candidate positives
+        (Algorithm 1, step 1, with the fallbacks), whether P was empty, whether it is alone."""
+        anchors = torch.arange(self.group.numel(), device=self.group.device)[:, None]
+        candidates = self.members[self.group]
+        exists = candidates >= 0
+        other_camera = exists & (camids[candidates.clamp(min=0)] != camids[anchors])
+        fallback = ~other_camera.any(dim=1)
+        not_itself = exists & (candidates != anchors)
+        valid = torch.where(fallback[:, None], not_itself, other_camera)
+        alone = ~valid.any(dim=1)
+        valid = torch.where(alone[:, None], candidates == anchors, valid)
+        return candidates, valid, fallback, alone
+
+    def distances(self, vectors: Tensor) -> Tensor:
+        """N×K: distance from each image to each entry of its identity's row (0 to itself)."""
+        groups, width = self.members.shape
+        table = torch.empty(groups, width, width, dtype=vectors.dtype, device=vectors.device)
+        step = max(1, _GATHER_BUDGET // (width * vectors.shape[1]))
+        for start in range(0, groups, step):
+            block = vectors[self.members[start : start + step].clamp(min=0)]
+            table[start : start + step] = _euclidean(block, block)
+        diagonal = torch.arange(width, device=vectors.device)
+        table[:, diagonal, diagonal] = 0.0
+        return table[self.group, self.slot]
+
+
+def _negative_pools(pids: Tensor, camids: Tensor) -> Iterator[tuple[Tensor, Tensor, bool]]:
+    """Per camera: its images (the anchors), the images their negatives come from, and whether
+    that is the fallback pool (the camera saw one identity only, so: every image)."""
+    for camera in torch.unique(camids):
+        anchors = torch.nonzero(camids == camera).flatten()
+        if torch.unique(pids[anchors]).numel() > 1:
+            yield anchors, anchors, False
+        else:
+            yield anchors, torch.arange(pids.numel(), device=pids.device), True
+
+
+def _euclidean(x: Tensor, y: Tensor) -> Tensor:
+    """Pairwise Euclidean distances between the rows of x (…×M×D) and y (…×N×D)."""
+    squared = x.pow(2).sum(-1)[..., :, None] + y.pow(2).sum(-1)[..., None, :] - 2 * x @ y.mT
+    return squared.clamp_min(0).sqrt()
+
+
+def _k_smallest(values: Tensor, k: int) -> Tensor:
+    """Column positions of the k smallest finite values of each row, ties to the lower column,
+    listed in ascending column order; −1 fills the row when it has fewer than k finite values."""
+    columns = values.shape[1]
+    k = min(k, columns)
+    kth = values.topk(k, dim=1, largest=False).values[:, -1:]
+    below = values < kth
+    tied = (values == kth) & values.isfinite()
+    room = k - below.sum(dim=1, keepdim=True)
+    chosen = below | (tied & (tied.cumsum(dim=1) <= room))
+    position = torch.arange(columns, device=values.device).expand_as(values)
+    ordered = torch.where(chosen, position, columns).topk(k, dim=1, largest=False).values
+    return torch.where(ordered < columns, ordered, -1)
+
+
+def _take(indices: Tensor, distances: Tensor, picked: Tensor) -> tuple[Tensor, Tensor]:
+    """Image indices and distances at the picked positions; −1 / inf where nothing was picked."""
+    safe = picked.clamp(min=0)
+    empty = picked < 0
+    images = torch.where(empty, -1, indices.gather(1, safe))
+    chosen = torch.where(empty, torch.inf, distances.gather(1, safe))
+    return images, chosen
+
+
+def _most_overlapping(
+    flat_masks: Tensor, anchors: Tensor, candidates: Tensor, distances: Tensor, k: int
+) -> tuple[Tensor, Tensor]:
+    """Algorithm 1, step 3: the k candidates (−1 = empty slot) whose masks intersect the
+    anchor's most, m(a, x) = Σ mask_a ∘ mask_x, ties to the lower index."""
+    exists = candidates >= 0
+    overlap = torch.bmm(flat_masks[candidates.clamp(min=0)], flat_masks[anchors][:, :, None])[:, :, 0]
+    picked = _k_smallest(torch.where(exists, -overlap, torch.inf), k)
+    return _take(candidates, distances, picked)
+
+
+def _uniform_choice(valid: Tensor, draws: Tensor) -> Tensor:
+    """Per row, the column of the ⌊u·c⌋-th valid entry (u = draws, c = valid entries in the row)."""
+    sizes = valid.sum(dim=1)
+    rank = torch.minimum((draws * sizes).floor().long(), sizes - 1)  # u·c may round up to c
+    return (valid.cumsum(dim=1) > rank[:, None]).int().argmax(dim=1)
+
+
+def _check_features(features: Tensor, name: str) -> int:
+    if features.dim() != 2 or features.shape[0] == 0:
+        raise ValueError(f"{name} must be a non-empty N×D tensor, got shape {tuple(features.shape)}")
+    if not torch.isfinite(features).all():
+        raise ValueError(f"{name} contain NaN or infinite values; check the model output before mining")
+    return features.shape[0]
+
+
+def _check_labels(pids: Tensor, camids: Tensor, count: int | None) -> int:
+    expected = pids.numel() if count is None else count
+    for name, labels in (("pids", pids), ("camids", camids)):
+        if labels.dim() != 1 or labels.numel() != expected or labels.is_floating_point():
+            raise ValueError(
+                f"{name} must be a 1-D integer tensor with {expected} entries (one per image), "
+                f"got shape {tuple(labels.shape)} and dtype {labels.dtype}"
+            )
+    if expected == 0:
+        raise ValueError("pids and camids are empty; triplets need a non-empty set of images")
+    return expected
+
+
+def _check_two_identities(pids: Tensor) -> None:
+    if torch.unique(pids).numel() < 2:
+        raise ValueError(
+            f"all {pids.numel()} images have identity {int(pids[0])}; triplets need at least two "
+            "identities so that every anchor has a negative"
+        )
+
+
+def _check_positive_int(value: int, name: str) -> None:
+    if not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _check_masks(masks: Tensor, count: int) -> None:
+    if masks.dim() != 3 or masks.shape[0] != count:
+        raise ValueError(
+            f"masks must be N×h×w with N = {count} images, got shape {tuple(masks.shape)}; "
+            f"use downsample_masks(masks) to bring N×1×H×W masks to {MASK_SIZE[0]}×{MASK_SIZE[1]}"
+        )
+    if masks.shape[1] * masks.shape[2] > _MAX_MASK_PIXELS:
+        raise ValueError(
+            f"masks of {masks.shape[1]}×{masks.shape[2]} pixels are too large to intersect "
+            f"exactly; use downsample_masks(masks) to bring them to {MASK_SIZE[0]}×{MASK_SIZE[1]}"
+        )
+    _check_binary(masks)
+
+
+def _check_binary(masks: Tensor) -> None:
+    if masks.dtype != torch.bool and not ((masks == 0) | (masks == 1)).all():
+        raise ValueError(
+            f"masks must hold 0/1 values (or bool), got values in [{masks.min().item()}, "
+            f"{masks.max().item()}]; binarise them first (e.g. masks > 127 for 8-bit PNG masks)"
+        )

@@ -182,7 +182,7 @@ def test_masks_live_under_the_images_folder_name(cuhk03_root):
     assert mask_path(cuhk03_root, record.split, record.stem) == (
         cuhk03_root / "masks" / "images_labeled" / "2_001_1_01.png"
     )
-    with pytest.raises(FileNotFoundError, match=f"12 of 12 images .* mpm masks --root {cuhk03_root}"):
+    with pytest.raises(FileNotFoundError, match=f"12 of 12 images .* mpm masks --dataset cuhk03 --root {cuhk03_root}"):
         load_dataset("cuhk03", cuhk03_root)
 
 

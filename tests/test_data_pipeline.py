@@ -174,7 +174,7 @@ def test_dataset_rejects_a_mask_of_another_size(tmp_path):
     records = make_records(tmp_path, NAMES)
     Image.new("L", (4, 4)).save(mask_path(tmp_path, records[0].split, records[0].stem))
     dataset = ReIDDataset(records, tmp_path, build_transforms(8, 4, train=False))
-    with pytest.raises(ValueError, match="is 4x4 but image .* is 8x4 .*mpm masks --root"):
+    with pytest.raises(ValueError, match="is 4x4 but image .* is 8x4 .*delete the mask and rerun `mpm masks`"):
         dataset[0]
 
 

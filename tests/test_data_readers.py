@@ -227,7 +227,8 @@ def test_missing_masks_raise_with_count_example_and_command(tmp_path):
     message = str(error.value)
     assert message.startswith(f"2 of 9 images under {tmp_path} have no mask file")
     assert str(mask_path(tmp_path, "query", "0003_c6s2_000111_01")) in message
-    assert message.endswith(f"create them with: mpm masks --root {tmp_path}")
+    command = f"mpm masks --dataset market1501 --root {tmp_path}"
+    assert message.endswith(f"create them with: {command}")
 
 
 def test_load_dataset_passes_when_every_mask_exists(tmp_path):
@@ -253,3 +254,18 @@ def test_read_mask_rejects_a_colour_image(tmp_path):
 def test_read_mask_of_a_missing_file_names_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="mask file .*absent.png does not exist"):
         read_mask(tmp_path / "absent.png")
+
+
+def test_the_generated_synthetic_benchmark_loads_like_market1501(tmp_path):
+    from mpm.data.synth_config import SynthConfig
+    from mpm.data.synthetic import generate_benchmark
+
+    config = SynthConfig(train_identities=3, test_identities=3, distractors=2, junk=2)
+    root = generate_benchmark(tmp_path / "synthetic", config)
+    splits = load_dataset("synthetic", root)
+    train_ids = {r.pid for r in splits.train}
+    test_ids = {r.pid for r in splits.query} | {r.pid for r in splits.gt_bbox}
+    assert len(train_ids) == 3 and len(test_ids) == 3 and train_ids.isdisjoint(test_ids)
+    assert {r.pid for r in splits.gallery} == test_ids | {-1, 0}
+    assert splits.gt_bbox and all(r.path.suffix == ".jpg" for r in splits.all_records())
+    assert load_dataset("market1501", root).gallery == splits.gallery

@@ -81,7 +81,7 @@ class ReIDDataset(Dataset):
         if tuple(mask.shape) != (height, width):
             raise ValueError(
                 f"mask {path} is {mask.shape[0]}x{mask.shape[1]} but image {record.path} is "
-                f"{height}x{width} (HxW); regenerate the mask with: mpm masks --root {self.root}"
+                f"{height}x{width} (HxW); delete the mask and rerun `mpm masks` on {self.root}"
             )
         return tv_tensors.Mask(mask.unsqueeze(0))
 

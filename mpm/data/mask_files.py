@@ -49,12 +49,15 @@ def missing_masks(root: str | os.PathLike, records: Iterable[ImageRecord]) -> li
     ]
 
 
-def check_masks(root: str | os.PathLike, records: Iterable[ImageRecord]) -> None:
-    """Raise ``FileNotFoundError`` if any record lacks its mask: how many, one example, the fix."""
+def check_masks(root: str | os.PathLike, records: Iterable[ImageRecord], *, dataset: str) -> None:
+    """Raise ``FileNotFoundError`` if any record lacks its mask: how many, one example, the fix.
+
+    ``dataset`` is the ``load_dataset`` name, used in the ``mpm masks`` command of the message.
+    """
     records = list(records)
     missing = missing_masks(root, records)
     if missing:
         raise FileNotFoundError(
             f"{len(missing)} of {len(records)} images under {root} have no mask file "
-            f"(for example {missing[0]}); create them with: mpm masks --root {root}"
+            f"(for example {missing[0]}); create them with: mpm masks --dataset {dataset} --root {root}"
         )

@@ -47,5 +47,5 @@ def load_dataset(
     else:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASET_NAMES)}")
     if require_masks:
-        check_masks(splits.root, splits.all_records())
+        check_masks(splits.root, splits.all_records(), dataset=name)
     return splits

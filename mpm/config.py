@@ -1,0 +1,416 @@
+"""The experiment configuration: one dataclass, its validation, its hash and its profiles.
+
+An `ExperimentConfig` holds every choice that changes a result (dataset, image size, network,
+losses, triplet selection, the three stages of SPEC §7, seed, device). It round-trips through
+YAML and JSON, validates itself with errors that list what is allowed, and has a stable hash
+(`config.hash`), which names its results folder when the config has no `name`. `mpm.experiments`
+re-exports it beside `run(config)`.
+
+Profiles (`profile("paper" | "cpu" | "smoke")`):
+
+- `paper`: the paper's §IV-B settings (384×128, ResNet-50 from ImageNet weights, 60/20/20 epochs,
+  batch 64), for a GPU.
+- `cpu`: ResNet-18 from scratch (`weights: null`; no ImageNet weights can be downloaded here) at
+  96×48 on the default synthetic benchmark, epochs cut so that one run of the full model fits in
+  five minutes of a 2-core CPU.
+- `smoke`: a few steps on a tiny synthetic benchmark, for tests and CI.
+
+Stage 1's learning-rate decay happens "after epoch 40" of 60 in the paper; a profile with fewer
+epochs decays after the same fraction, round(epochs × 40 / 60) (see `paper_decay_epoch`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+DATASETS = ("market1501", "dukemtmc", "cuhk03", "custom", "synthetic")
+BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+MASK_MODES = ("none", "conv", "bilinear", "pool", "input")
+PART_COUNTS = (3, 6, 12, 18)
+TRIPLET_LOSSES = ("none", "global", "local")
+SELECTORS = ("random", "batch-hard", "mask-trihard")
+PROFILES = ("paper", "cpu", "smoke")
+PARAMETER_GROUPS = ("backbone", "reducers", "classifiers")
+
+# Stage 1 of the paper: 60 epochs, learning rate ×0.1 after epoch 40 (§IV-B).
+PAPER_STAGE1_EPOCHS = 60
+PAPER_STAGE1_DECAY_EPOCH = 40
+
+
+def paper_decay_epoch(epochs: int) -> int:
+    """The epoch after which stage 1 decays, at the paper's fraction 40/60 of ``epochs``."""
+    return round(epochs * PAPER_STAGE1_DECAY_EPOCH / PAPER_STAGE1_EPOCHS)
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """One training stage: its length, batch size and the learning rate of each parameter group.
+
+    A learning rate of ``None`` freezes that group for the stage. After ``decay_epoch`` epochs
+    (if set) every learning rate is multiplied by ``decay_factor``. In stage 3 ``batch_size``
+    counts triplets (three images each); in stages 1 and 2 it counts images.
+    """
+
+    epochs: int
+    batch_size: int
+    lr_backbone: float | None
+    lr_reducers: float | None
+    lr_classifiers: float | None
+    decay_epoch: int | None = None
+    decay_factor: float = 0.1
+
+    def __post_init__(self) -> None:
+        _normalise_fields(self, "stage")
+
+    def learning_rates(self) -> dict[str, float | None]:
+        """The base learning rate of each group in `PARAMETER_GROUPS` (None: frozen)."""
+        return {
+            "backbone": self.lr_backbone,
+            "reducers": self.lr_reducers,
+            "classifiers": self.lr_classifiers,
+        }
+
+    def lr_scale(self, epoch: int) -> float:
+        """Factor on the base learning rates in 0-based ``epoch`` (decayed after ``decay_epoch``)."""
+        if self.decay_epoch is not None and epoch >= self.decay_epoch:
+            return self.decay_factor
+        return 1.0
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything that determines one training run and its evaluation (see the module docstring).
+
+    ``weights``: "imagenet" (torchvision's weights, downloaded on a machine with internet), a path
+    to a local ``.pth`` state dict, or ``None`` for a backbone trained from scratch.
+    ``device``: "auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N".
+    ``amp`` and ``channels_last`` take effect on CUDA only.
+    ``loss_limit``: a finite loss above this stops the run as exploding.
+    ``name``: the results folder's name; ``None`` uses the hash. It is not part of the hash.
+    """
+
+    name: str | None = None
+    dataset: str = "synthetic"
+    root: str = "data/synthetic"
+    height: int = 384
+    width: int = 128
+    backbone: str = "resnet50"
+    weights: str | None = "imagenet"
+    mask_mode: str = "pool"
+    mask_gate: bool = False
+    threshold: float = 0.4
+    parts: int = 6
+    reduce_dim: int = 256
+    triplet_loss: str = "local"
+    selector: str = "mask-trihard"
+    margin: float = 0.5
+    stage1: StageConfig = field(
+        default_factory=lambda: StageConfig(60, 64, 0.01, 0.1, 0.1, PAPER_STAGE1_DECAY_EPOCH)
+    )
+    stage2: StageConfig = field(default_factory=lambda: StageConfig(20, 64, None, None, 0.001))
+    stage3: StageConfig = field(default_factory=lambda: StageConfig(20, 32, 0.001, 0.01, 0.001))
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    channels_last: bool = True
+    num_workers: int = 0
+    loss_limit: float = 1e4
+
+    def __post_init__(self) -> None:
+        _normalise_fields(self, "")
+        validate(self)
+
+    # --- serialisation -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A plain nested dictionary of every field."""
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        """YAML text that `from_yaml` reads back to an equal config."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def to_json(self) -> str:
+        """JSON text that `from_json` reads back to an equal config."""
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ExperimentConfig:
+        """Build from a nested mapping; a ``profile`` key starts from that profile's values."""
+        data = dict(data)
+        base = profile(data.pop("profile")) if "profile" in data else cls()
+        return base.replace(**data)
+
+    @classmethod
+    def from_yaml(cls, text: str, source: str = "<text>") -> ExperimentConfig:
+        """Parse YAML (or JSON, a subset of YAML) text; ``source`` names it in errors."""
+        data = yaml.safe_load(text)
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{source}: a config must be a mapping of keys to values, got {data!r}")
+        try:
+            return cls.from_dict(data)
+        except ValueError as error:
+            raise ValueError(f"{source}: {error}") from None
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "<text>") -> ExperimentConfig:
+        """Parse JSON text."""
+        return cls.from_yaml(text, source)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> ExperimentConfig:
+        """Read a ``.yaml``/``.yml``/``.json`` config file."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {path} does not exist")
+        return cls.from_yaml(path.read_text(encoding="utf-8"), str(path))
+
+    # --- derived values ------------------------------------------------------------------
+    @property
+    def hash(self) -> str:
+        """12 hex digits of SHA-256 over the canonical JSON of every field except ``name``."""
+        payload = self.to_dict()
+        payload.pop("name")
+        canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
+
+    @property
+    def run_name(self) -> str:
+        """The results folder name: ``name`` when set, else the hash."""
+        return self.name if self.name is not None else self.hash
+
+    def stages(self) -> tuple[StageConfig, StageConfig, StageConfig]:
+        """The three stages in order."""
+        return (self.stage1, self.stage2, self.stage3)
+
+    # --- changes -------------------------------------------------------------------------
+    def replace(self, **changes: Any) -> ExperimentConfig:
+        """A copy with ``changes``; nested stages accept a partial mapping of their fields."""
+        _reject_unknown(changes, _field_names(ExperimentConfig), "config")
+        merged = self.to_dict()
+        for key, value in changes.items():
+            if key in _STAGE_FIELDS:
+                if isinstance(value, StageConfig):
+                    value = dataclasses.asdict(value)
+                if not isinstance(value, Mapping):
+                    raise ValueError(
+                        f"{key} must be a mapping with keys {sorted(_field_names(StageConfig))}, "
+                        f"got {value!r}"
+                    )
+                _reject_unknown(value, _field_names(StageConfig), key)
+                merged[key] = {**merged[key], **value}
+            else:
+                merged[key] = value
+        return _build(merged)
+
+    def with_overrides(self, assignments: Iterable[str]) -> ExperimentConfig:
+        """Apply ``key=value`` strings (``stage1.epochs=5``); values are parsed as YAML scalars."""
+        changes: dict[str, Any] = {}
+        for assignment in assignments:
+            key, sep, raw = assignment.partition("=")
+            if not sep or not key:
+                raise ValueError(f"--set expects key=value (e.g. stage1.epochs=5), got {assignment!r}")
+            value = yaml.safe_load(raw) if raw else None
+            head, dot, tail = key.strip().partition(".")
+            if dot:
+                if head not in _STAGE_FIELDS:
+                    raise ValueError(
+                        f"{key!r}: only {sorted(_STAGE_FIELDS)} have sub-keys; "
+                        f"allowed top-level keys are {sorted(_field_names(ExperimentConfig))}"
+                    )
+                changes.setdefault(head, {})[tail] = value
+            else:
+                changes[head] = value
+        return self.replace(**changes)
+
+
+_STAGE_FIELDS = ("stage1", "stage2", "stage3")
+
+
+def _field_names(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def _reject_unknown(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ValueError(f"unknown {where} key(s) {unknown}; allowed keys are {sorted(allowed)}")
+
+
+def _build(data: dict[str, Any]) -> ExperimentConfig:
+    values = dict(data)
+    for key in _STAGE_FIELDS:
+        try:
+            values[key] = StageConfig(**data[key])
+        except ValueError as error:
+            raise ValueError(str(error).replace("stage.", f"{key}.", 1)) from None
+    return ExperimentConfig(**values)
+
+
+def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    """Check ``value`` against a field type (int, float, bool, str, optional ones); ints pass as floats."""
+    allowed = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+    if value is None:
+        if type(None) in allowed:
+            return None
+        raise ValueError(f"{key} must not be null")
+    for kind in allowed:
+        if kind is bool and isinstance(value, bool):
+            return value
+        if kind is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if kind is float and isinstance(value, str) and _is_float_text(value):
+            return float(value)  # YAML 1.1 reads "5e-4" (no dot) as a string
+        if kind is str and isinstance(value, str):
+            return value
+    names = " or ".join("null" if k is type(None) else k.__name__ for k in allowed)
+    raise ValueError(f"{key} must be {names}, got {value!r}")
+
+
+def _normalise_fields(instance: Any, prefix: str) -> None:
+    """Type-check every field of a frozen dataclass, storing ints given for floats as floats."""
+    hints = get_type_hints(type(instance))
+    for f in dataclasses.fields(instance):
+        if f.name in _STAGE_FIELDS:
+            if not isinstance(getattr(instance, f.name), StageConfig):
+                raise ValueError(f"{f.name} must be a StageConfig, got {getattr(instance, f.name)!r}")
+            continue
+        key = f"{prefix}.{f.name}" if prefix else f.name
+        object.__setattr__(instance, f.name, _coerce(getattr(instance, f.name), hints[f.name], key))
+
+
+def _is_float_text(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_choice(key: str, value: Any, choices: Iterable[Any]) -> None:
+    choices = tuple(choices)
+    if value not in choices:
+        raise ValueError(f"{key} is {value!r}; allowed values are {list(choices)}")
+
+
+def _validate_stage(key: str, stage: StageConfig) -> None:
+    if stage.epochs < 0:
+        raise ValueError(f"{key}.epochs is {stage.epochs}; it must be 0 or more")
+    if stage.batch_size < 1:
+        raise ValueError(f"{key}.batch_size is {stage.batch_size}; it must be 1 or more")
+    rates = stage.learning_rates()
+    for group, rate in rates.items():
+        if rate is not None and not rate > 0:
+            raise ValueError(f"{key}.lr_{group} is {rate}; it must be positive, or null to freeze")
+    if stage.epochs > 0 and all(rate is None for rate in rates.values()):
+        raise ValueError(f"{key} trains for {stage.epochs} epochs with every group frozen; "
+                         f"give at least one of lr_backbone, lr_reducers, lr_classifiers a value")
+    if stage.decay_epoch is not None and not 0 <= stage.decay_epoch <= stage.epochs:
+        raise ValueError(
+            f"{key}.decay_epoch is {stage.decay_epoch} but {key}.epochs is {stage.epochs}; use a "
+            f"value in 0..{stage.epochs} (the paper's fraction gives {paper_decay_epoch(stage.epochs)}) "
+            f"or null for no decay"
+        )
+    if not 0 < stage.decay_factor <= 1:
+        raise ValueError(f"{key}.decay_factor is {stage.decay_factor}; it must lie in (0, 1]")
+
+
+def validate(config: ExperimentConfig) -> None:
+    """Raise ValueError naming the first bad value of ``config`` and what is allowed."""
+    for key in _STAGE_FIELDS:
+        _validate_stage(key, getattr(config, key))
+    _check_choice("dataset", config.dataset, DATASETS)
+    _check_choice("backbone", config.backbone, BACKBONES)
+    _check_choice("mask_mode", config.mask_mode, MASK_MODES)
+    _check_choice("parts", config.parts, PART_COUNTS)
+    _check_choice("triplet_loss", config.triplet_loss, TRIPLET_LOSSES)
+    _check_choice("selector", config.selector, SELECTORS)
+    if not 0.0 <= config.threshold <= 1.0:
+        raise ValueError(f"threshold is {config.threshold}; it must lie in [0, 1] (SPEC §3)")
+    if config.mask_gate and config.mask_mode not in ("bilinear", "pool"):
+        raise ValueError(f"mask_gate applies to mask_mode 'bilinear' or 'pool', not {config.mask_mode!r}; "
+                         f"set mask_gate: false or change mask_mode")
+    if config.selector == "mask-trihard" and config.mask_mode == "none":
+        raise ValueError("selector 'mask-trihard' needs masks but mask_mode is 'none'; "
+                         "use selector 'random' or 'batch-hard' for the Baseline")
+    for key in ("height", "width", "reduce_dim"):
+        if getattr(config, key) < 1:
+            raise ValueError(f"{key} is {getattr(config, key)}; it must be positive")
+    if config.margin < 0:
+        raise ValueError(f"margin is {config.margin}; it must be 0 or more")
+    if not 0 <= config.momentum < 1:
+        raise ValueError(f"momentum is {config.momentum}; it must lie in [0, 1)")
+    if config.weight_decay < 0:
+        raise ValueError(f"weight_decay is {config.weight_decay}; it must be 0 or more")
+    if config.num_workers < 0:
+        raise ValueError(f"num_workers is {config.num_workers}; it must be 0 or more")
+    if not config.loss_limit > 0:
+        raise ValueError(f"loss_limit is {config.loss_limit}; it must be positive")
+    if config.device != "auto" and config.device != "cpu" and not config.device.startswith("cuda"):
+        raise ValueError(f"device is {config.device!r}; allowed values are 'auto', 'cpu', 'cuda', 'cuda:N'")
+    if config.name is not None and (not config.name or "/" in config.name or config.name.startswith(".")):
+        raise ValueError(f"name {config.name!r} must be a plain folder name (no '/', not starting with '.')")
+    if config.weights is not None and config.weights != "imagenet" and not config.weights.endswith((".pth", ".pt")):
+        raise ValueError(f"weights is {config.weights!r}; allowed values are 'imagenet', a path to a "
+                         f".pth/.pt state dict, or null (train from scratch)")
+
+
+def profile(name: str) -> ExperimentConfig:
+    """The named profile's config (see the module docstring)."""
+    _check_choice("profile", name, PROFILES)
+    return _PROFILE_BUILDERS[name]()
+
+
+def _paper() -> ExperimentConfig:
+    return ExperimentConfig(dataset="market1501", root="data/market1501")
+
+
+def _cpu() -> ExperimentConfig:
+    stage1_epochs = 15
+    return ExperimentConfig(
+        dataset="synthetic",
+        root="data/synthetic",
+        height=96,
+        width=48,
+        backbone="resnet18",
+        weights=None,
+        stage1=StageConfig(stage1_epochs, 64, 0.01, 0.1, 0.1, paper_decay_epoch(stage1_epochs)),
+        stage2=StageConfig(2, 64, None, None, 0.001),
+        stage3=StageConfig(4, 32, 0.001, 0.01, 0.001),
+        device="cpu",
+    )
+
+
+def _smoke() -> ExperimentConfig:
+    stage1_epochs = 2
+    return ExperimentConfig(
+        dataset="synthetic",
+        root="data/synthetic-smoke",
+        height=32,
+        width=16,
+        backbone="resnet18",
+        weights=None,
+        reduce_dim=16,
+        stage1=StageConfig(stage1_epochs, 16, 0.01, 0.1, 0.1, paper_decay_epoch(stage1_epochs)),
+        stage2=StageConfig(1, 16, None, None, 0.001),
+        stage3=StageConfig(1, 8, 0.001, 0.01, 0.001),
+        device="cpu",
+    )
+
+
+_PROFILE_BUILDERS = {"paper": _paper, "cpu": _cpu, "smoke": _smoke}

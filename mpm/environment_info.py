@@ -1,0 +1,66 @@
+"""What a results record says about where it was made: code version, packages, device, seed."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+PACKAGES = ("mpm", "torch", "torchvision", "numpy", "pillow", "scipy", "pyyaml")
+_PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def git_state(repo: Path = _PROJECT_ROOT) -> dict[str, Any]:
+    """The commit checked out in ``repo`` and whether tracked files differ from it.
+
+    Both are None when ``repo`` is not a git checkout or git is not installed.
+    """
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=repo, capture_output=True, text=True, check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": bool(status.strip())}
+
+
+def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
+    """Installed version of each distribution in ``names`` (None when not installed)."""
+    versions: dict[str, str | None] = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def describe_device(device: torch.device) -> str:
+    """A human-readable name of ``device``: the GPU model, or the CPU with its thread count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    processor = platform.processor() or platform.machine()
+    return f"cpu ({processor}, {torch.get_num_threads()} threads)"
+
+
+def collect(device: torch.device, seed: int, world_size: int = 1) -> dict[str, Any]:
+    """The ``env.json`` content of a run on ``device`` with ``seed`` over ``world_size`` processes."""
+    return {
+        "git": git_state(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": package_versions(),
+        "cuda": torch.version.cuda,
+        "device": str(device),
+        "device_name": describe_device(device),
+        "world_size": world_size,
+        "seed": seed,
+    }

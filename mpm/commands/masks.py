@@ -16,6 +16,7 @@ import torch
 
 from mpm.data import DATASET_NAMES, load_dataset
 from mpm.masks.detector import (
+    DEFAULT_MAX_DETECTIONS,
     DEFAULT_MIN_SIZE,
     WeightsUnavailableError,
     pretrained_mask_rcnn,
@@ -46,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"(default: {DEFAULT_MIN_SIZE}, padded Market-1501 at its own size)")
     parser.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE,
                         help=f"lowest score of a person detection (default: {DEFAULT_MIN_SCORE})")
+    parser.add_argument("--max-detections", type=int, default=DEFAULT_MAX_DETECTIONS,
+                        help="instances per image that get a mask before the person is chosen "
+                             f"(default: {DEFAULT_MAX_DETECTIONS})")
     parser.add_argument("--output", default=None, metavar="DIR",
                         help="mask folder (default: ROOT/masks, where training reads them); "
                              "e.g. a second folder to compare with the synthetic true masks")
@@ -54,11 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    sizes = {"min_size": args.min_size, "max_detections": args.max_detections}
     if args.random_init:
-        model = random_mask_rcnn(min_size=args.min_size)
+        model = random_mask_rcnn(**sizes)
     else:
         try:
-            model = pretrained_mask_rcnn(args.weights, min_size=args.min_size)
+            model = pretrained_mask_rcnn(args.weights, **sizes)
         except (FileNotFoundError, ValueError, WeightsUnavailableError) as error:
             print(f"mpm masks: error: {error}", file=sys.stderr)
             return 2

@@ -29,7 +29,6 @@ import urllib.error
 from pathlib import Path
 
 import torch
-from torch import nn
 from torchvision.models.detection import MaskRCNN, MaskRCNN_ResNet50_FPN_Weights
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
@@ -41,6 +40,7 @@ ANCHOR_SIZES = (32, 64)  # paper §III-B: anchor areas 32² and 64²
 ANCHOR_RATIOS = (0.5, 1.0, 2.0)  # height / width: 1:2, 1:1, 2:1
 DEFAULT_MIN_SIZE = 192
 DEFAULT_MAX_SIZE = 1333
+DEFAULT_MAX_DETECTIONS = 100  # torchvision's default; the mask head runs once per detection
 COCO_WEIGHTS = MaskRCNN_ResNet50_FPN_Weights.COCO_V1
 COCO_CLASSES = len(COCO_WEIGHTS.meta["categories"])  # 91, index 0 is the background
 
@@ -81,9 +81,12 @@ def build_mask_rcnn(
     *,
     min_size: int = DEFAULT_MIN_SIZE,
     max_size: int = DEFAULT_MAX_SIZE,
-    box_score_thresh: float = 0.05,
+    max_detections: int = DEFAULT_MAX_DETECTIONS,
 ) -> MaskRCNN:
     """An untrained Mask R-CNN (ResNet-50-FPN, COCO's 91 classes) with the paper's anchors.
+
+    ``min_size`` / ``max_size`` bound the padded image's sides inside the network (see the module
+    docstring); ``max_detections`` caps the instances per image that get a mask.
 
     The layout matches ``torchvision.models.detection.maskrcnn_resnet50_fpn`` (frozen batch norm,
     same parameter names), so its COCO state dict loads into it; see :func:`load_weights`.
@@ -103,7 +106,7 @@ def build_mask_rcnn(
         rpn_head=head,
         min_size=min_size,
         max_size=max_size,
-        box_score_thresh=box_score_thresh,
+        box_detections_per_img=max_detections,
     )
 
 
@@ -159,19 +162,29 @@ def pretrained_mask_rcnn(
     *,
     min_size: int = DEFAULT_MIN_SIZE,
     max_size: int = DEFAULT_MAX_SIZE,
+    max_detections: int = DEFAULT_MAX_DETECTIONS,
 ) -> MaskRCNN:
     """The paper's Mask R-CNN in eval mode with the weights of file ``weights`` or, when
     ``weights`` is None, torchvision's COCO weights (cached or downloaded)."""
     state = coco_state_dict() if weights is None else file_state_dict(weights)
-    model = load_weights(build_mask_rcnn(min_size=min_size, max_size=max_size), state)
+    model = build_mask_rcnn(min_size=min_size, max_size=max_size, max_detections=max_detections)
+    model = load_weights(model, state)
     return model.eval()
 
 
 def random_mask_rcnn(
-    seed: int = 0, *, min_size: int = DEFAULT_MIN_SIZE, max_size: int = DEFAULT_MAX_SIZE
-) -> nn.Module:
-    """A randomly initialised Mask R-CNN in eval mode: for tests and timing only."""
+    seed: int = 0,
+    *,
+    min_size: int = DEFAULT_MIN_SIZE,
+    max_size: int = DEFAULT_MAX_SIZE,
+    max_detections: int = DEFAULT_MAX_DETECTIONS,
+) -> MaskRCNN:
+    """A randomly initialised Mask R-CNN in eval mode: for tests and timing only.
+
+    Its scores are high for arbitrary boxes, so every image yields ``max_detections`` instances
+    (a COCO-trained model finds a handful on a padded person crop): cap it for realistic timing.
+    """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = build_mask_rcnn(min_size=min_size, max_size=max_size)
+        model = build_mask_rcnn(min_size=min_size, max_size=max_size, max_detections=max_detections)
     return model.eval()

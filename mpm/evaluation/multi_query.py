@@ -49,5 +49,6 @@ def pool_multi_query(q_pids, q_camids, pool_feats: torch.Tensor, pool_pids, pool
         pooled.index_add_(0, pool_group, features)
         pooled /= torch.bincount(pool_group, minlength=len(groups))[:, None].float()
     else:
-        pooled.fill_(float("-inf")).index_reduce_(0, pool_group, features, "amax")
+        index = pool_group[:, None].expand_as(features)
+        pooled.scatter_reduce_(0, index, features, "amax", include_self=False)
     return pooled[query_group.to(features.device)]

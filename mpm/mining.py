@@ -34,7 +34,6 @@ from torch import Tensor
 MASK_SIZE: tuple[int, int] = (64, 32)
 """The (height, width) at which masks are intersected by Mask-guided TriHard (SPEC §6, step 3)."""
 
-_MAX_MASK_PIXELS = 2**24  # float32 sums of 0/1 values stay exact integers up to here
 _GATHER_BUDGET = 2**23  # float64 elements gathered at once when comparing images of one identity
 
 
@@ -116,46 +115,22 @@ def mask_guided_trihard(
     pids, camids = pids.to(device), camids.to(device)
     _check_two_identities(pids)
     vectors = features.detach().to(torch.float64)
-    flat_masks = masks.to(device).flatten(1).float()
+    norms = vectors.pow(2).sum(dim=1)
+    packed_masks = _pack_bits(masks.to(device))
 
     groups = _IdentityGroups.build(pids)
     candidates, valid, positive_fallback, self_positive = groups.positive_candidates(camids)
-    distances = groups.distances(vectors)
-    # Algorithm 1, step 2: the num_distance farthest candidate positives.
-    picked = _k_smallest(torch.where(valid, -distances, torch.inf), num_distance)
-    far_positives, far_positive_distances = _take(candidates, distances, picked)
-
-    near_negatives = torch.full((count, min(num_distance, count)), -1, device=device)
-    near_negative_distances = torch.full(near_negatives.shape, torch.inf, dtype=torch.float64, device=device)
-    negative_fallbacks = 0
-    for anchors, pool, fallback in _negative_pools(pids, camids):
-        negative_fallbacks += anchors.numel() if fallback else 0
-        for chunk in anchors.split(chunk_size):
-            block = _euclidean(vectors[chunk], vectors[pool])
-            other_identity = pids[pool][None, :] != pids[chunk][:, None]  # step 1: N
-            # Algorithm 1, step 2: the num_distance nearest candidate negatives.
-            picked = _k_smallest(torch.where(other_identity, block, torch.inf), num_distance)
-            indices, chosen = _take(pool.expand(chunk.numel(), -1), block, picked)
-            near_negatives[chunk, : indices.shape[1]] = indices
-            near_negative_distances[chunk, : indices.shape[1]] = chosen
-
-    positives = torch.empty(count, dtype=torch.long, device=device)
-    negatives = torch.empty(count, dtype=torch.long, device=device)
-    positive_distances = torch.empty(count, dtype=torch.float64, device=device)
-    negative_distances = torch.empty(count, dtype=torch.float64, device=device)
-    for chunk in torch.arange(count, device=device).split(chunk_size):
-        # Algorithm 1, step 3: keep the num_mask largest mask intersections on each side.
-        p, dp = _most_overlapping(flat_masks, chunk, far_positives[chunk], far_positive_distances[chunk], num_mask)
-        n, dn = _most_overlapping(flat_masks, chunk, near_negatives[chunk], near_negative_distances[chunk], num_mask)
-        # Algorithm 1, step 4: (p, n) = argmin |d_an − d_ap| over the pairs of filled slots.
-        filled = (p >= 0)[:, :, None] & (n >= 0)[:, None, :]
-        gaps = torch.where(filled, (dn[:, None, :] - dp[:, :, None]).abs(), torch.inf)
-        best = gaps.flatten(1).argmin(dim=1)
-        rows = torch.arange(chunk.numel(), device=device)
-        best_p, best_n = best // n.shape[1], best % n.shape[1]
-        positives[chunk], negatives[chunk] = p[rows, best_p], n[rows, best_n]
-        positive_distances[chunk], negative_distances[chunk] = dp[rows, best_p], dn[rows, best_n]
-
+    squared = groups.squared_distances(vectors, norms)
+    # Algorithm 1, step 2 for P: the num_distance farthest candidates.
+    farthest = _k_smallest(torch.where(valid, -squared, torch.inf), num_distance)
+    far_positives, far_squared = _take(candidates, squared, farthest)
+    near_negatives, near_squared, negative_fallbacks = _nearest_negatives(
+        vectors, norms, pids, camids, num_distance, chunk_size
+    )
+    positives, negatives, positive_distances, negative_distances = _mask_filter_and_pair(
+        packed_masks, far_positives, far_squared.clamp_min(0).sqrt(), near_negatives,
+        near_squared.clamp_min(0).sqrt(), num_mask, chunk_size,
+    )
     return TripletSelection(
         anchors=torch.arange(count, device=device),
         positives=positives,
@@ -168,6 +143,59 @@ def mask_guided_trihard(
     )
 
 
+def _nearest_negatives(
+    vectors: Tensor, norms: Tensor, pids: Tensor, camids: Tensor, k: int, chunk_size: int
+) -> tuple[Tensor, Tensor, int]:
+    """Algorithm 1, steps 1–2 for N: per anchor, the k nearest images of another identity seen
+    by its camera (−1 / inf fill empty slots), their squared distances, and the fallback count."""
+    count = vectors.shape[0]
+    nearest = torch.full((count, min(k, count)), -1, device=vectors.device)
+    nearest_squared = torch.full(nearest.shape, torch.inf, dtype=vectors.dtype, device=vectors.device)
+    fallbacks = 0
+    for anchors, pool, fallback in _negative_pools(pids, camids):
+        fallbacks += anchors.numel() if fallback else 0
+        pool_vectors, pool_norms, pool_pids = vectors[pool], norms[pool], pids[pool]
+        for chunk in anchors.split(chunk_size):
+            block = _squared_distances(vectors[chunk], pool_vectors, norms[chunk], pool_norms)
+            block.masked_fill_(pool_pids[None, :] == pids[chunk][:, None], torch.inf)
+            indices, chosen = _take(pool.expand(chunk.numel(), -1), block, _k_smallest(block, k))
+            nearest[chunk, : indices.shape[1]] = indices
+            nearest_squared[chunk, : indices.shape[1]] = chosen
+    return nearest, nearest_squared, fallbacks
+
+
+def _mask_filter_and_pair(
+    packed_masks: Tensor,
+    positives: Tensor,
+    positive_distances: Tensor,
+    negatives: Tensor,
+    negative_distances: Tensor,
+    k: int,
+    chunk_size: int,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Algorithm 1, steps 3–4 on each anchor's distance-filtered candidates (−1 = empty slot):
+    the chosen positive, negative and their distances to the anchor."""
+    count, device = positives.shape[0], positives.device
+    chosen_p = torch.empty(count, dtype=torch.long, device=device)
+    chosen_n = torch.empty(count, dtype=torch.long, device=device)
+    chosen_dp = torch.empty(count, dtype=positive_distances.dtype, device=device)
+    chosen_dn = torch.empty(count, dtype=negative_distances.dtype, device=device)
+    for chunk in torch.arange(count, device=device).split(chunk_size):
+        # Step 3: keep the k largest mask intersections on each side.
+        p, dp = _most_overlapping(packed_masks, chunk, positives[chunk], positive_distances[chunk], k)
+        n, dn = _most_overlapping(packed_masks, chunk, negatives[chunk], negative_distances[chunk], k)
+        # Step 4: (p, n) = argmin |d_an − d_ap| over the pairs of filled slots; argmin returns
+        # the first minimum, so ties go to the lower positive, then the lower negative.
+        filled = (p >= 0)[:, :, None] & (n >= 0)[:, None, :]
+        gaps = torch.where(filled, (dn[:, None, :] - dp[:, :, None]).abs(), torch.inf)
+        best = gaps.flatten(1).argmin(dim=1)
+        rows = torch.arange(chunk.numel(), device=device)
+        best_p, best_n = best // n.shape[1], best % n.shape[1]
+        chosen_p[chunk], chosen_n[chunk] = p[rows, best_p], n[rows, best_n]
+        chosen_dp[chunk], chosen_dn[chunk] = dp[rows, best_p], dn[rows, best_n]
+    return chosen_p, chosen_n, chosen_dp, chosen_dn
+
+
 @torch.no_grad()
 def random_triplets(
     pids: Tensor, camids: Tensor, generator: torch.Generator, chunk_size: int = 1024
@@ -175,7 +203,7 @@ def random_triplets(
     """Ablation row 6: for every image, p and n drawn uniformly from P and N (same fallbacks).
 
     The draws come from ``generator`` (two uniform numbers per anchor), so a seeded generator
-    reproduces the selection. Runs on the device of ``pids``.
+    reproduces the selection. Runs on the device of ``pids``, ``chunk_size`` anchors at a time.
     """
     count = _check_labels(pids, camids, None)
     _check_positive_int(chunk_size, "chunk_size")
@@ -184,11 +212,12 @@ def random_triplets(
     _check_two_identities(pids)
     draw_positive = torch.rand(count, generator=generator, dtype=torch.float64, device=generator.device)
     draw_negative = torch.rand(count, generator=generator, dtype=torch.float64, device=generator.device)
+    draw_positive, draw_negative = draw_positive.to(device), draw_negative.to(device)
 
     groups = _IdentityGroups.build(pids)
     candidates, valid, positive_fallback, self_positive = groups.positive_candidates(camids)
     rows = torch.arange(count, device=device)
-    positives = candidates[rows, _uniform_choice(valid, draw_positive.to(device))]
+    positives = candidates[rows, _uniform_choice(valid, draw_positive)]
 
     negatives = torch.empty(count, dtype=torch.long, device=device)
     negative_fallbacks = 0
@@ -196,7 +225,7 @@ def random_triplets(
         negative_fallbacks += anchors.numel() if fallback else 0
         for chunk in anchors.split(chunk_size):
             other_identity = pids[pool][None, :] != pids[chunk][:, None]
-            negatives[chunk] = pool[_uniform_choice(other_identity, draw_negative.to(device)[chunk])]
+            negatives[chunk] = pool[_uniform_choice(other_identity, draw_negative[chunk])]
 
     return TripletSelection(
         anchors=rows,
@@ -283,14 +312,15 @@ class _IdentityGroups:
         valid = torch.where(alone[:, None], candidates == anchors, valid)
         return candidates, valid, fallback, alone
 
-    def distances(self, vectors: Tensor) -> Tensor:
-        """N×K: distance from each image to each entry of its identity's row (0 to itself)."""
+    def squared_distances(self, vectors: Tensor, norms: Tensor) -> Tensor:
+        """N×K: squared distance from each image to each entry of its identity's row (0 to itself)."""
         groups, width = self.members.shape
         table = torch.empty(groups, width, width, dtype=vectors.dtype, device=vectors.device)
         step = max(1, _GATHER_BUDGET // (width * vectors.shape[1]))
         for start in range(0, groups, step):
-            block = vectors[self.members[start : start + step].clamp(min=0)]
-            table[start : start + step] = _euclidean(block, block)
+            members = self.members[start : start + step].clamp(min=0)
+            block = vectors[members]
+            table[start : start + step] = _squared_distances(block, block, norms[members], norms[members])
         diagonal = torch.arange(width, device=vectors.device)
         table[:, diagonal, diagonal] = 0.0
         return table[self.group, self.slot]
@@ -307,45 +337,89 @@ def _negative_pools(pids: Tensor, camids: Tensor) -> Iterator[tuple[Tensor, Tens
             yield anchors, torch.arange(pids.numel(), device=pids.device), True
 
 
+def _squared_distances(x: Tensor, y: Tensor, x_norms: Tensor, y_norms: Tensor) -> Tensor:
+    """Pairwise squared Euclidean distances between the rows of x (…×M×D) and y (…×N×D), given
+    their squared norms; may dip a rounding error below 0."""
+    base = x_norms[..., :, None] + y_norms[..., None, :]
+    if x.dim() == 2:
+        return torch.addmm(base, x, y.T, alpha=-2)
+    return torch.baddbmm(base, x, y.mT, alpha=-2)
+
+
 def _euclidean(x: Tensor, y: Tensor) -> Tensor:
-    """Pairwise Euclidean distances between the rows of x (…×M×D) and y (…×N×D)."""
-    squared = x.pow(2).sum(-1)[..., :, None] + y.pow(2).sum(-1)[..., None, :] - 2 * x @ y.mT
+    """Pairwise Euclidean distances between the rows of x (M×D) and y (N×D)."""
+    squared = _squared_distances(x, y, x.pow(2).sum(-1), y.pow(2).sum(-1))
     return squared.clamp_min(0).sqrt()
 
 
 def _k_smallest(values: Tensor, k: int) -> Tensor:
     """Column positions of the k smallest finite values of each row, ties to the lower column,
-    listed in ascending column order; −1 fills the row when it has fewer than k finite values."""
+    in ascending column order; −1 fills a row that has fewer than k finite values."""
     columns = values.shape[1]
     k = min(k, columns)
-    kth = values.topk(k, dim=1, largest=False).values[:, -1:]
+    top = values.topk(k, dim=1, largest=False)
+    kth = top.values[:, -1:]
+    chosen = torch.where(top.values.isfinite(), top.indices, columns)
+    # topk may return any of several entries equal to the k-th value: where that left a choice
+    # (or inf, no candidate, is the k-th value), the row is redone by the lower-column rule.
+    open_choice = (values == kth).sum(dim=1) > (top.values == kth).sum(dim=1)
+    rows = open_choice.nonzero().flatten()
+    if rows.numel() > 0:
+        chosen[rows] = _lowest_columns_first(values[rows], kth[rows], k)
+    ordered = chosen.sort(dim=1).values
+    return torch.where(ordered < columns, ordered, -1)
+
+
+def _lowest_columns_first(values: Tensor, kth: Tensor, k: int) -> Tensor:
+    """The k smallest finite values' columns, the lowest columns among those equal to ``kth``;
+    the column count stands for an unfilled slot."""
+    columns = values.shape[1]
     below = values < kth
     tied = (values == kth) & values.isfinite()
     room = k - below.sum(dim=1, keepdim=True)
     chosen = below | (tied & (tied.cumsum(dim=1) <= room))
     position = torch.arange(columns, device=values.device).expand_as(values)
-    ordered = torch.where(chosen, position, columns).topk(k, dim=1, largest=False).values
-    return torch.where(ordered < columns, ordered, -1)
+    return torch.where(chosen, position, columns).topk(k, dim=1, largest=False).values
 
 
-def _take(indices: Tensor, distances: Tensor, picked: Tensor) -> tuple[Tensor, Tensor]:
-    """Image indices and distances at the picked positions; −1 / inf where nothing was picked."""
+def _take(indices: Tensor, values: Tensor, picked: Tensor) -> tuple[Tensor, Tensor]:
+    """Image indices and values at the picked positions; −1 / inf where nothing was picked."""
     safe = picked.clamp(min=0)
     empty = picked < 0
-    images = torch.where(empty, -1, indices.gather(1, safe))
-    chosen = torch.where(empty, torch.inf, distances.gather(1, safe))
-    return images, chosen
+    return (
+        torch.where(empty, -1, indices.gather(1, safe)),
+        torch.where(empty, torch.inf, values.gather(1, safe)),
+    )
 
 
 def _most_overlapping(
-    flat_masks: Tensor, anchors: Tensor, candidates: Tensor, distances: Tensor, k: int
+    packed_masks: Tensor, anchors: Tensor, candidates: Tensor, distances: Tensor, k: int
 ) -> tuple[Tensor, Tensor]:
     """Algorithm 1, step 3: the k candidates (−1 = empty slot) whose masks intersect the
     anchor's most, m(a, x) = Σ mask_a ∘ mask_x, ties to the lower index."""
     exists = candidates >= 0
-    overlap = torch.bmm(flat_masks[candidates.clamp(min=0)], flat_masks[anchors][:, :, None])[:, :, 0]
+    common = packed_masks[candidates.clamp(min=0)] & packed_masks[anchors][:, None, :]
+    overlap = _popcount(common).sum(dim=-1).double()
     picked = _k_smallest(torch.where(exists, -overlap, torch.inf), k)
     return _take(candidates, distances, picked)
+
+
+def _pack_bits(masks: Tensor) -> Tensor:
+    """N×h×w binary masks as N×W int64 words, each holding 32 mask pixels (zero-padded)."""
+    flat = masks.flatten(1).bool()
+    padding = (-flat.shape[1]) % 32
+    flat = torch.cat([flat, flat.new_zeros(flat.shape[0], padding)], dim=1)
+    bits = flat.view(flat.shape[0], -1, 32)
+    shifts = torch.arange(32, device=masks.device)
+    return torch.cat([(part.long() << shifts).sum(dim=-1) for part in bits.split(1024)])
+
+
+def _popcount(words: Tensor) -> Tensor:
+    """Number of set bits in each int64 word below 2**32 (the classic SWAR bit count)."""
+    words = words - ((words >> 1) & 0x55555555)
+    words = (words & 0x33333333) + ((words >> 2) & 0x33333333)
+    words = (words + (words >> 4)) & 0x0F0F0F0F
+    return ((words * 0x01010101) >> 24) & 0xFF
 
 
 def _uniform_choice(valid: Tensor, draws: Tensor) -> Tensor:
@@ -394,11 +468,6 @@ def _check_masks(masks: Tensor, count: int) -> None:
         raise ValueError(
             f"masks must be N×h×w with N = {count} images, got shape {tuple(masks.shape)}; "
             f"use downsample_masks(masks) to bring N×1×H×W masks to {MASK_SIZE[0]}×{MASK_SIZE[1]}"
-        )
-    if masks.shape[1] * masks.shape[2] > _MAX_MASK_PIXELS:
-        raise ValueError(
-            f"masks of {masks.shape[1]}×{masks.shape[2]} pixels are too large to intersect "
-            f"exactly; use downsample_masks(masks) to bring them to {MASK_SIZE[0]}×{MASK_SIZE[1]}"
         )
     _check_binary(masks)
 

@@ -1,7 +1,8 @@
 """Mask-guided TriHard at Market-1501 training size: vectorised selector vs the per-anchor loop.
 
 The set is synthetic and seeded, with Market-1501's training shape: 12,936 images of 751
-identities seen by 6 cameras (every identity in at least 2 cameras), 1,536-d float32 features
+identities seen by 6 cameras in Market-1501's proportions (every identity in at least 2
+cameras; the cost grows with the square of each camera's share), 1,536-d float32 features
 (an identity centre plus noise, so positives are nearer than negatives) and person-shaped
 box masks at mpm.mining.MASK_SIZE (64×32). Integer mask intersections make ties common, so the
 tie rules are exercised too.
@@ -33,6 +34,8 @@ from mpm.mining import MASK_SIZE, mask_guided_trihard  # noqa: E402
 
 IMAGES, IDENTITIES, CAMERAS, DIMENSION = 12_936, 751, 6, 1_536
 TARGET_SECONDS = 10.0
+# Images per camera in Market-1501's bounding_box_train (c1..c6).
+MARKET_CAMERA_COUNTS = torch.tensor([2017.0, 1709.0, 2707.0, 920.0, 2338.0, 3245.0])
 
 
 def synthetic_training_set(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -41,11 +44,12 @@ def synthetic_training_set(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch
     # Two images per identity first, in two different cameras; the rest spread at random.
     extra = torch.randint(0, IDENTITIES, (IMAGES - 2 * IDENTITIES,), generator=generator)
     pids = torch.cat([torch.arange(IDENTITIES).repeat_interleave(2), extra])
-    first_camera = torch.randint(0, CAMERAS, (IDENTITIES,), generator=generator)
-    second_camera = (first_camera + torch.randint(1, CAMERAS, (IDENTITIES,), generator=generator)) % CAMERAS
+    weights = MARKET_CAMERA_COUNTS.expand(IDENTITIES, -1).clone()
+    first_camera = torch.multinomial(weights, 1, generator=generator)
+    second_camera = torch.multinomial(weights.scatter(1, first_camera, 0.0), 1, generator=generator)
     camids = torch.cat([
-        torch.stack([first_camera, second_camera], dim=1).flatten(),
-        torch.randint(0, CAMERAS, (extra.numel(),), generator=generator),
+        torch.cat([first_camera, second_camera], dim=1).flatten(),
+        torch.multinomial(MARKET_CAMERA_COUNTS, extra.numel(), replacement=True, generator=generator),
     ])
     order = torch.randperm(IMAGES, generator=generator)
     pids, camids = pids[order], camids[order]

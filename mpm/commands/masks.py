@@ -31,6 +31,7 @@ SPLITS = ("train", "query", "gallery", "gt_bbox")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``mpm masks``."""
     parser.add_argument("--root", required=True, help="dataset root folder")
     parser.add_argument("--dataset", default="market1501", choices=DATASET_NAMES,
                         help="layout of the dataset (default: market1501)")
@@ -58,6 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Mask every image of the chosen splits; 2 (with the reason on stderr) when no weights."""
     sizes = {"min_size": args.min_size, "max_detections": args.max_detections}
     if args.random_init:
         model = random_mask_rcnn(**sizes)

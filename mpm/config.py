@@ -93,6 +93,8 @@ class ExperimentConfig:
 
     ``weights``: "imagenet" (torchvision's weights, downloaded on a machine with internet), a path
     to a local ``.pth`` state dict, or ``None`` for a backbone trained from scratch.
+    ``flip_prob``, ``pad``: training augmentation (random horizontal flip; zero-pad and random crop
+    back), applied to image and mask together.
     ``device``: "auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N".
     ``amp`` and ``channels_last`` take effect on CUDA only.
     ``loss_limit``: a finite loss above this stops the run as exploding.
@@ -104,6 +106,8 @@ class ExperimentConfig:
     root: str = "data/synthetic"
     height: int = 384
     width: int = 128
+    flip_prob: float = 0.5
+    pad: int = 10
     backbone: str = "resnet50"
     weights: str | None = "imagenet"
     mask_mode: str = "pool"
@@ -351,6 +355,10 @@ def validate(config: ExperimentConfig) -> None:
     for key in ("height", "width", "reduce_dim"):
         if getattr(config, key) < 1:
             raise ValueError(f"{key} is {getattr(config, key)}; it must be positive")
+    if not 0.0 <= config.flip_prob <= 1.0:
+        raise ValueError(f"flip_prob is {config.flip_prob}; it must lie in [0, 1]")
+    if config.pad < 0:
+        raise ValueError(f"pad is {config.pad}; it must be 0 or more pixels")
     if config.margin < 0:
         raise ValueError(f"margin is {config.margin}; it must be 0 or more")
     if not 0 <= config.momentum < 1:
@@ -387,6 +395,7 @@ def _cpu() -> ExperimentConfig:
         root="data/synthetic",
         height=96,
         width=48,
+        pad=4,
         backbone="resnet18",
         weights=None,
         stage1=StageConfig(stage1_epochs, 64, 0.01, 0.1, 0.1, paper_decay_epoch(stage1_epochs)),
@@ -403,6 +412,7 @@ def _smoke() -> ExperimentConfig:
         root="data/synthetic-smoke",
         height=32,
         width=16,
+        pad=2,
         backbone="resnet18",
         weights=None,
         reduce_dim=16,

@@ -35,3 +35,13 @@ def evaluate_model(model: MPMNet, config: ExperimentConfig, splits: DatasetSplit
     plain = evaluate_rank(pairwise_distance(query.features, gallery.features), *ids)
     reranked = evaluate_rank(k_reciprocal_rerank(query.features, gallery.features), *ids)
     return {"SQ": _scores(plain), "SQ+RR": _scores(reranked)}
+
+
+def metrics_table(metrics: dict[str, Any]) -> str:
+    """A fixed-width text table of the protocols in ``metrics`` (rows) and their scores (columns)."""
+    columns = ("R1", "R5", "R10", "mAP", "mINP")
+    protocols = [name for name in ("SQ", "MQ", "SQ+RR", "MQ+RR") if name in metrics]
+    lines = [f"{'protocol':<8}" + "".join(f"{c:>8}" for c in columns)]
+    for name in protocols:
+        lines.append(f"{name:<8}" + "".join(f"{metrics[name][c]:>8.2f}" for c in columns))
+    return "\n".join(lines)

@@ -125,6 +125,12 @@ def start_runtime(config: ExperimentConfig) -> Runtime:
     return Runtime(device=device, rank=rank, world_size=world_size)
 
 
+def stop_runtime() -> None:
+    """Leave the process group if this process joined one."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def barrier(runtime: Runtime) -> None:
     """Wait for every process (no-op without DDP)."""
     if runtime.distributed:
@@ -299,7 +305,8 @@ class Trainer:
         self.channels_last = config.channels_last and on_cuda
         use_masks = config.mask_mode != "none" or config.selector == "mask-trihard"
         size = (config.height, config.width)
-        self.train_set = ReIDDataset(splits.train, splits.root, build_transforms(*size, train=True),
+        augment = build_transforms(*size, train=True, flip_prob=config.flip_prob, pad=config.pad)
+        self.train_set = ReIDDataset(splits.train, splits.root, augment,
                                      use_masks=use_masks, relabel=True)
         self.plain_train_set = ReIDDataset(splits.train, splits.root, build_transforms(*size, train=False),
                                            use_masks=use_masks, relabel=True)
@@ -349,6 +356,7 @@ class Trainer:
                              f"or delete {self.checkpoint_dir}")
         self.model.load_state_dict(state["model"])
         self.history = list(state["history"])
+        checkpoints.restore_rng_state(state["rng"][self.runtime.rank])
         return state
 
     # -- the schedule
@@ -369,7 +377,6 @@ class Trainer:
             if resumed is not None and stage_number == resumed["stage"]:
                 optimizer.load_state_dict(resumed["optimizer"])
                 self.scaler.load_state_dict(resumed["scaler"])
-                checkpoints.restore_rng_state(resumed["rng"][self.runtime.rank])
             for epoch in range(first_epoch, stage.epochs):
                 row = self._run_epoch(network, optimizer, stage_number, stage, epoch)
                 self.history.append(row)

@@ -1,0 +1,58 @@
+"""``mpm train``: run one experiment config through the three stages and store its record.
+
+Works under ``torchrun --nproc_per_node=N -m mpm train ...`` as well (DDP, gloo on CPU, NCCL on
+CUDA). A config that already finished is not retrained: its stored record is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from mpm.config import PROFILES, ExperimentConfig, profile
+from mpm.experiments import run as run_experiment
+from mpm.model_evaluation import metrics_table
+from mpm.training import TrainingDiverged, stop_runtime
+
+HELP = "train an experiment config (three stages, resumable) and store its results record"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", metavar="FILE", help="experiment config (.yaml or .json)")
+    source.add_argument("--profile", choices=PROFILES, help="start from a built-in profile instead")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set stage1.epochs=5 (repeatable)")
+    parser.add_argument("--force", action="store_true", help="retrain even if the record exists")
+    parser.add_argument("--results", metavar="DIR", default=None,
+                        help="results folder (default: <project>/results/runs)")
+    parser.add_argument("--cache", metavar="DIR", default=None,
+                        help="checkpoint folder (default: <project>/.cache/checkpoints)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+
+
+def load_config(args: argparse.Namespace) -> ExperimentConfig:
+    """The config named on the command line with its ``--set`` overrides applied."""
+    base = ExperimentConfig.from_file(args.config) if args.config else profile(args.profile)
+    return base.with_overrides(args.overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"mpm train: {error}", file=sys.stderr)
+        return 2
+    try:
+        record = run_experiment(config, force=args.force, results_root=args.results,
+                                cache_root=args.cache, progress=not args.no_progress)
+    except TrainingDiverged as error:
+        print(f"mpm train: {error}", file=sys.stderr)
+        return 1
+    finally:
+        stop_runtime()
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"run {config.run_name} (config {config.hash}) → {record.path}")
+        print(metrics_table(record.metrics))
+    return 0

@@ -20,7 +20,7 @@ from mpm.backbones import (
     copy_batch_norm_entries,
     feature_channels,
 )
-from mpm.pooling import MaskPool2d, binarize_mask, validate_threshold
+from mpm.pooling import binarize_mask, stem_mask_pool, validate_threshold
 
 MASK_MODES = ("none", "conv", "bilinear", "pool", "input")
 """How the mask enters the stem (SPEC §3): ``none`` is the Baseline, ``pool`` the paper's model."""
@@ -68,24 +68,17 @@ class MaskStem(nn.Module):
         else:
             self.conv1 = resnet.conv1
             self.bn1 = resnet.bn1
-        if mask_mode == "pool":
-            self.conv1_mask_pool = MaskPool2d(kernel_size=7, stride=2, padding=3, threshold=threshold)
-            self.maxpool_mask_pool = MaskPool2d(kernel_size=3, stride=2, padding=1, threshold=threshold)
-
-    def downsample_mask(self, mask: torch.Tensor, stage: str, size: torch.Size) -> torch.Tensor:
-        """The mask brought to a stage's resolution by mask pooling or bilinear interpolation."""
-        if self.mask_mode == "pool":
-            pool = self.conv1_mask_pool if stage == "conv1" else self.maxpool_mask_pool
-            return pool(mask)
-        return F.interpolate(mask.float(), size=size, mode="bilinear", align_corners=False)
+        self.threshold = threshold
 
     def stem_masks(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The mask channel after the conv1 stage and after the max-pool stage."""
+        if self.mask_mode == "pool":
+            return stem_mask_pool(mask, self.threshold)
         height, width = mask.shape[-2:]
-        conv1_size = torch.Size(((height - 1) // 2 + 1, (width - 1) // 2 + 1))
-        after_conv1 = self.downsample_mask(mask, "conv1", conv1_size)
-        maxpool_size = torch.Size(((conv1_size[0] - 1) // 2 + 1, (conv1_size[1] - 1) // 2 + 1))
-        return after_conv1, self.downsample_mask(after_conv1, "maxpool", maxpool_size)
+        conv1_size = ((height - 1) // 2 + 1, (width - 1) // 2 + 1)
+        maxpool_size = ((conv1_size[0] - 1) // 2 + 1, (conv1_size[1] - 1) // 2 + 1)
+        after_conv1 = F.interpolate(mask.float(), size=conv1_size, mode="bilinear", align_corners=False)
+        return after_conv1, F.interpolate(after_conv1, size=maxpool_size, mode="bilinear", align_corners=False)
 
     def forward(self, images: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
         if self.mask_mode == "none":

@@ -90,3 +90,9 @@ class MaskPool2d(nn.Module):
             f"kernel_size={self.kernel_size}, stride={self.stride}, "
             f"padding={self.padding}, threshold={self.threshold}"
         )
+
+
+def stem_mask_pool(mask: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mask channel of the MPM stem: after conv1 (7×7/2/3) and after the max-pool (3×3/2/1)."""
+    after_conv1 = mask_pool(mask, 7, 2, 3, threshold)
+    return after_conv1, mask_pool(after_conv1, 3, 2, 1, threshold)

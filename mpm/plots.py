@@ -93,3 +93,21 @@ def bars(values: Mapping[str, float], errors: Mapping[str, float] | None = None,
     axis.grid(axis="y", alpha=0.3)
     figure.tight_layout()
     return figure
+
+
+def image_with_boxes(image: torch.Tensor | np.ndarray, boxes: Sequence[tuple[str, Sequence[float]]],
+                     title: str | None = None, size: tuple[float, float] = (3.2, 6.0)) -> Figure:
+    """An image with labelled rectangles drawn on it; ``boxes`` holds ``(label, (x0, y0, x1, y1))``."""
+    figure, axis = plt.subplots(figsize=size)
+    axis.imshow(to_numpy_image(image), interpolation="nearest")
+    for index, (label, (x0, y0, x1, y1)) in enumerate(boxes):
+        colour = f"C{index % 10}"
+        axis.add_patch(plt.Rectangle((float(x0), float(y0)), float(x1 - x0), float(y1 - y0),
+                                     fill=False, edgecolor=colour, linewidth=1.2, label=label))
+    axis.legend(fontsize=7, loc="lower right")
+    axis.set_xticks([])
+    axis.set_yticks([])
+    if title:
+        axis.set_title(title, fontsize=9)
+    figure.tight_layout()
+    return figure

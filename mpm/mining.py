@@ -34,7 +34,8 @@ from torch import Tensor
 MASK_SIZE: tuple[int, int] = (64, 32)
 """The (height, width) at which masks are intersected by Mask-guided TriHard (SPEC §6, step 3)."""
 
-_GATHER_BUDGET = 2**23  # float64 elements gathered at once when comparing images of one identity
+_GATHER_BUDGET = 2**23  # elements gathered at once outside the anchor × pool distance blocks
+_WORD_BITS = 16  # mask pixels per packed word; words are bit-counted through a 2**16-entry table
 
 
 @dataclass(frozen=True)
@@ -102,8 +103,8 @@ def mask_guided_trihard(
 
     features: N×D; pids, camids: N integer labels; masks: N×h×w binary (see :data:`MASK_SIZE`).
     ``num_distance`` candidates survive the distance filter (step 2) and ``num_mask`` the mask
-    filter (step 3); with fewer candidates, all are kept. Anchors are processed ``chunk_size`` at
-    a time; everything runs on ``features.device``.
+    filter (step 3); with fewer candidates, all are kept. The anchor × candidate distance blocks
+    hold ``chunk_size`` anchors at a time; everything runs on ``features.device``.
     """
     count = _check_features(features, "features")
     _check_labels(pids, camids, count)
@@ -129,7 +130,7 @@ def mask_guided_trihard(
     )
     positives, negatives, positive_distances, negative_distances = _mask_filter_and_pair(
         packed_masks, far_positives, far_squared.clamp_min(0).sqrt(), near_negatives,
-        near_squared.clamp_min(0).sqrt(), num_mask, chunk_size,
+        near_squared.clamp_min(0).sqrt(), num_mask,
     )
     return TripletSelection(
         anchors=torch.arange(count, device=device),
@@ -171,19 +172,21 @@ def _mask_filter_and_pair(
     negatives: Tensor,
     negative_distances: Tensor,
     k: int,
-    chunk_size: int,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Algorithm 1, steps 3–4 on each anchor's distance-filtered candidates (−1 = empty slot):
     the chosen positive, negative and their distances to the anchor."""
     count, device = positives.shape[0], positives.device
+    bit_counts = _bit_counts(device)
+    widest = max(positives.shape[1], negatives.shape[1]) * packed_masks.shape[1]
+    chunk_size = max(1, _GATHER_BUDGET // widest)
     chosen_p = torch.empty(count, dtype=torch.long, device=device)
     chosen_n = torch.empty(count, dtype=torch.long, device=device)
     chosen_dp = torch.empty(count, dtype=positive_distances.dtype, device=device)
     chosen_dn = torch.empty(count, dtype=negative_distances.dtype, device=device)
     for chunk in torch.arange(count, device=device).split(chunk_size):
         # Step 3: keep the k largest mask intersections on each side.
-        p, dp = _most_overlapping(packed_masks, chunk, positives[chunk], positive_distances[chunk], k)
-        n, dn = _most_overlapping(packed_masks, chunk, negatives[chunk], negative_distances[chunk], k)
+        p, dp = _most_overlapping(packed_masks, bit_counts, chunk, positives[chunk], positive_distances[chunk], k)
+        n, dn = _most_overlapping(packed_masks, bit_counts, chunk, negatives[chunk], negative_distances[chunk], k)
         # Step 4: (p, n) = argmin |d_an − d_ap| over the pairs of filled slots; argmin returns
         # the first minimum, so ties go to the lower positive, then the lower negative.
         filled = (p >= 0)[:, :, None] & (n >= 0)[:, None, :]
@@ -393,33 +396,32 @@ def _take(indices: Tensor, values: Tensor, picked: Tensor) -> tuple[Tensor, Tens
 
 
 def _most_overlapping(
-    packed_masks: Tensor, anchors: Tensor, candidates: Tensor, distances: Tensor, k: int
+    packed_masks: Tensor, bit_counts: Tensor, anchors: Tensor, candidates: Tensor, distances: Tensor, k: int
 ) -> tuple[Tensor, Tensor]:
     """Algorithm 1, step 3: the k candidates (−1 = empty slot) whose masks intersect the
     anchor's most, m(a, x) = Σ mask_a ∘ mask_x, ties to the lower index."""
     exists = candidates >= 0
     common = packed_masks[candidates.clamp(min=0)] & packed_masks[anchors][:, None, :]
-    overlap = _popcount(common).sum(dim=-1).double()
+    overlap = bit_counts[common].sum(dim=-1).double()
     picked = _k_smallest(torch.where(exists, -overlap, torch.inf), k)
     return _take(candidates, distances, picked)
 
 
 def _pack_bits(masks: Tensor) -> Tensor:
-    """N×h×w binary masks as N×W int64 words, each holding 32 mask pixels (zero-padded)."""
+    """N×h×w binary masks as N×W int32 words, each holding 16 mask pixels (zero-padded)."""
     flat = masks.flatten(1).bool()
-    padding = (-flat.shape[1]) % 32
+    padding = (-flat.shape[1]) % _WORD_BITS
     flat = torch.cat([flat, flat.new_zeros(flat.shape[0], padding)], dim=1)
-    bits = flat.view(flat.shape[0], -1, 32)
-    shifts = torch.arange(32, device=masks.device)
-    return torch.cat([(part.long() << shifts).sum(dim=-1) for part in bits.split(1024)])
+    bits = flat.view(flat.shape[0], -1, _WORD_BITS)
+    powers = 2.0 ** torch.arange(_WORD_BITS, device=masks.device)  # sums below 2**16: exact in float32
+    return torch.cat([(part.float() @ powers).int() for part in bits.split(1024)])
 
 
-def _popcount(words: Tensor) -> Tensor:
-    """Number of set bits in each int64 word below 2**32 (the classic SWAR bit count)."""
-    words = words - ((words >> 1) & 0x55555555)
-    words = (words & 0x33333333) + ((words >> 2) & 0x33333333)
-    words = (words + (words >> 4)) & 0x0F0F0F0F
-    return ((words * 0x01010101) >> 24) & 0xFF
+def _bit_counts(device: torch.device) -> Tensor:
+    """The number of set bits of every 16-bit word, indexed by the word."""
+    words = torch.arange(2**_WORD_BITS, dtype=torch.int32, device=device)
+    shifts = torch.arange(_WORD_BITS, dtype=torch.int32, device=device)
+    return ((words[:, None] >> shifts) & 1).sum(dim=1, dtype=torch.int32)
 
 
 def _uniform_choice(valid: Tensor, draws: Tensor) -> Tensor:

@@ -13,12 +13,17 @@ runs on a seeded sample of anchors and its time is extrapolated to the whole set
 so); ``--loop-anchors 12936`` runs it on all of them. The triplets of the anchors both sides
 computed must be identical.
 
-    python benchmarks/mining.py [--loop-anchors 500 --repeats 3 --device cpu]
+On a shared machine, busy cores slow the two-thread run far more than the work explains (the
+threads wait for each other); the output gives the load average, and ``--threads 1`` is the
+steadier measure there.
+
+    python benchmarks/mining.py [--loop-anchors 500 --repeats 3 --threads 2 --device cpu]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -74,14 +79,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of ours (median reported)")
     parser.add_argument("--chunk-size", type=int, default=1024)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="CPU threads for torch")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
+    torch.set_num_threads(args.threads)
 
     features, pids, camids, masks = synthetic_training_set(args.seed)
     print(f"Mask-guided TriHard: {IMAGES} images, {IDENTITIES} identities, {CAMERAS} cameras, "
           f"{DIMENSION}-d features, masks {MASK_SIZE[0]}x{MASK_SIZE[1]}; device {device}, "
-          f"{torch.get_num_threads()} threads")
+          f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
     on_device = [t.to(device) for t in (features, pids, camids, masks)]
     seconds, cpu_seconds = [], []

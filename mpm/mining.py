@@ -106,7 +106,7 @@ def mask_guided_trihard(
     filter (step 3); with fewer candidates, all are kept. The anchor × candidate distance blocks
     hold ``chunk_size`` anchors at a time; everything runs on ``features.device``.
     """
-    count = _check_features(features, "features")
+    count = _check_features(features)
     _check_labels(pids, camids, count)
     _check_positive_int(num_distance, "num_distance")
     _check_positive_int(num_mask, "num_mask")
@@ -226,8 +226,9 @@ def random_triplets(
     negative_fallbacks = 0
     for anchors, pool, fallback in _negative_pools(pids, camids):
         negative_fallbacks += anchors.numel() if fallback else 0
+        pool_pids = pids[pool]
         for chunk in anchors.split(chunk_size):
-            other_identity = pids[pool][None, :] != pids[chunk][:, None]
+            other_identity = pool_pids[None, :] != pids[chunk][:, None]
             negatives[chunk] = pool[_uniform_choice(other_identity, draw_negative[chunk])]
 
     return TripletSelection(
@@ -248,7 +249,7 @@ def batch_hard_triplets(features: Tensor, pids: Tensor) -> TripletSelection:
     An anchor whose identity has no other image in the batch is its own positive (counted in
     ``positive_fallbacks`` and ``self_positives``). Ties go to the lower index.
     """
-    count = _check_features(features, "features")
+    count = _check_features(features)
     if pids.dim() != 1 or pids.numel() != count:
         raise ValueError(
             f"pids must be a 1-D tensor with one identity per feature row ({count}), "
@@ -431,11 +432,11 @@ def _uniform_choice(valid: Tensor, draws: Tensor) -> Tensor:
     return (valid.cumsum(dim=1) > rank[:, None]).int().argmax(dim=1)
 
 
-def _check_features(features: Tensor, name: str) -> int:
+def _check_features(features: Tensor) -> int:
     if features.dim() != 2 or features.shape[0] == 0:
-        raise ValueError(f"{name} must be a non-empty N×D tensor, got shape {tuple(features.shape)}")
+        raise ValueError(f"features must be a non-empty N×D tensor, got shape {tuple(features.shape)}")
     if not torch.isfinite(features).all():
-        raise ValueError(f"{name} contain NaN or infinite values; check the model output before mining")
+        raise ValueError("features contain NaN or infinite values; check the model output before mining")
     return features.shape[0]
 
 

@@ -18,6 +18,7 @@ from mpm.masks.inspection import (
     extract_and_compare,
     iou_summary,
     network_input_size,
+    person_box_sizes,
 )
 from mpm.masks.pipeline import ExtractedMask
 from mpm.masks.quality import compare_mask_folders
@@ -86,3 +87,11 @@ def test_extract_and_compare_writes_masks_and_scores_them(tmp_path):
     assert report.done == 2 and len(report.no_person) == 1
     assert quality.per_image == {f"query/{records[0].stem}": 0.5, f"query/{records[1].stem}": 0.5}
     assert (tmp_path / "out" / "report.csv").is_file()
+
+
+def test_person_box_sizes_measure_the_foreground_extent():
+    mask = torch.zeros(6, 5, dtype=torch.uint8)
+    mask[1:4, 2] = 1
+    mask[2, 4] = 1
+    table = person_box_sizes([mask, torch.zeros(3, 3)])
+    assert table.to_dict("records") == [{"height": 3, "width": 3}]

@@ -118,3 +118,13 @@ def extract_and_compare(extractor: Extractor, records: Sequence[ImageRecord], tr
                             batch_size=batch_size, progress=False)
     true = {f"{r.split}/{r.stem}": read_mask(true_masks_dir / r.split / f"{r.stem}.png") for r in records}
     return report, compare_masks(read_mask_folder(out_dir), true)
+
+
+def person_box_sizes(masks: Iterable[torch.Tensor]) -> pd.DataFrame:
+    """Height and width in pixels of the bounding box of each mask's person pixels (empty masks skipped)."""
+    rows = []
+    for mask in masks:
+        ys, xs = torch.nonzero(mask.bool(), as_tuple=True)
+        if len(ys):
+            rows.append({"height": int(ys.max() - ys.min() + 1), "width": int(xs.max() - xs.min() + 1)})
+    return pd.DataFrame(rows, columns=["height", "width"])

@@ -24,8 +24,16 @@ from mpm.data.synth_plan import FOLDERS, ImageName, stream
 from mpm.data.synthetic import build_world, generate_benchmark, render_frame
 
 NAME = re.compile(r"^(-1|\d{4})_c([1-9])s(\d)_(\d{6})_(\d{2})$")
-TINY = SynthConfig(train_identities=5, test_identities=5, cameras=4, cameras_per_identity=(2, 3),
-                   images_per_tracklet=(2, 3), distractors=3, junk=2, seed=7)
+TINY = SynthConfig(
+    train_identities=5,
+    test_identities=5,
+    cameras=4,
+    cameras_per_identity=(2, 3),
+    images_per_tracklet=(2, 3),
+    distractors=3,
+    junk=2,
+    seed=7,
+)
 
 
 def tiny(**changes: object) -> SynthConfig:
@@ -52,8 +60,11 @@ def names_by_folder(root: Path) -> dict[str, list[tuple[int, int, str]]]:
 
 
 def file_digests(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_every_identity_walks_past_at_least_two_cameras(benchmark):
@@ -131,7 +142,12 @@ def test_meta_records_every_parameter_seed_version_and_counts(benchmark):
     assert meta["image_size"] == [128, 64] and len(meta["cameras"]) == 4
     on_disk = {folder: len(list((benchmark / folder).iterdir())) for folder in FOLDERS}
     assert meta["images"] == on_disk
-    assert meta["identities"] == {"train": [1, 5], "test": [6, 10], "distractor_pid": 0, "junk_pid": -1}
+    assert meta["identities"] == {
+        "train": [1, 5],
+        "test": [6, 10],
+        "distractor_pid": 0,
+        "junk_pid": -1,
+    }
 
 
 def test_the_mask_is_exactly_the_visible_drawn_person():
@@ -167,7 +183,9 @@ def test_blur_only_changes_pixels_near_the_person():
 def test_the_aligned_gt_bbox_frame_is_the_same_scene_with_a_centred_box():
     world = build_world(tiny(misalignment=1.0, occlusion=0.0, low_resolution=0.0))
     tracklet = world.tracklets[0]
-    shifted, aligned = render_frame(world, tracklet, 0), render_frame(world, tracklet, 0, aligned=True)
+    shifted, aligned = render_frame(world, tracklet, 0), render_frame(
+        world, tracklet, 0, aligned=True
+    )
     assert np.array_equal(shifted.background, aligned.background)
     columns = np.nonzero(aligned.mask.any(axis=0))[0]
     assert abs((columns[0] + columns[-1]) / 2 - 31.5) <= 3
@@ -194,7 +212,9 @@ def test_mask_quality_changes_the_masks_but_not_the_images(benchmark, tmp_path):
     assert len(changed) > 0.9 * len(true_masks)
     for name in true_masks:
         original = np.asarray(Image.open(benchmark / name))
-        assert np.array_equal(original, np.asarray(Image.open(benchmark / name.replace("true_masks", "masks", 1))))
+        assert np.array_equal(
+            original, np.asarray(Image.open(benchmark / name.replace("true_masks", "masks", 1)))
+        )
 
 
 def test_mask_quality_zero_keeps_the_true_mask():
@@ -217,7 +237,9 @@ def test_punch_holes_only_clears_person_pixels():
     holed = punch_holes(mask, count=1, radius=1.0, rng=stream(0, 2))
     cleared = mask & ~holed
     assert cleared.sum() in (3, 4, 5) and not (holed & ~mask).any()
-    assert np.array_equal(punch_holes(mask, count=1, radius=0.0, rng=stream(0, 2)).sum(), mask.sum() - 1)
+    assert np.array_equal(
+        punch_holes(mask, count=1, radius=0.0, rng=stream(0, 2)).sum(), mask.sum() - 1
+    )
 
 
 def test_bleed_grows_the_outline_into_the_background():
@@ -250,17 +272,20 @@ def test_background_is_shared_within_a_tracklet():
     assert np.abs(first - second).mean() < np.abs(first - np.roll(first, 32, axis=1)).mean()
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"cameras": 1}, "SynthConfig.cameras = 1"),
-    ({"cameras_per_identity": (1, 3)}, "cameras_per_identity.*2 <= MIN"),
-    ({"cameras_per_identity": (2, 5)}, "cannot exceed the number of cameras"),
-    ({"images_per_tracklet": (1, 2)}, "images_per_tracklet"),
-    ({"clutter": 1.5}, "clutter = 1.5.*\\[0, 1\\]"),
-    ({"mask_quality": -0.1}, "mask_quality"),
-    ({"train_identities": 9000, "test_identities": 1000}, "4-digit"),
-    ({"seed": -1}, "seed = -1"),
-    ({"jpeg_quality": 100}, "jpeg_quality"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"cameras": 1}, "SynthConfig.cameras = 1"),
+        ({"cameras_per_identity": (1, 3)}, "cameras_per_identity.*2 <= MIN"),
+        ({"cameras_per_identity": (2, 5)}, "cannot exceed the number of cameras"),
+        ({"images_per_tracklet": (1, 2)}, "images_per_tracklet"),
+        ({"clutter": 1.5}, "clutter = 1.5.*\\[0, 1\\]"),
+        ({"mask_quality": -0.1}, "mask_quality"),
+        ({"train_identities": 9000, "test_identities": 1000}, "4-digit"),
+        ({"seed": -1}, "seed = -1"),
+        ({"jpeg_quality": 100}, "jpeg_quality"),
+    ],
+)
 def test_bad_parameters_are_refused_clearly(changes, message):
     with pytest.raises(ValueError, match=message):
         tiny(**changes)
@@ -268,8 +293,15 @@ def test_bad_parameters_are_refused_clearly(changes, message):
 
 def test_every_dial_defaults_inside_its_range():
     config = SynthConfig()
-    assert dial_names() == ["clutter", "background_sharing", "occlusion", "misalignment",
-                            "illumination", "low_resolution", "mask_quality"]
+    assert dial_names() == [
+        "clutter",
+        "background_sharing",
+        "occlusion",
+        "misalignment",
+        "illumination",
+        "low_resolution",
+        "mask_quality",
+    ]
     assert config.mask_quality == 0.0 and all(0 <= getattr(config, d) <= 1 for d in dial_names())
 
 
@@ -299,9 +331,31 @@ def test_a_failed_generation_leaves_nothing_behind(tmp_path, monkeypatch):
 
 def test_the_command_line_writes_the_benchmark(tmp_path, capsys):
     out = tmp_path / "cli"
-    code = main(["synth", "--out", str(out), "--identities", "2", "--cameras", "3",
-                 "--cameras-per-identity", "2", "3", "--images-per-tracklet", "2", "2",
-                 "--distractors", "0", "--junk", "0", "--mask-quality", "0.5", "--seed", "3"])
+    code = main(
+        [
+            "synth",
+            "--out",
+            str(out),
+            "--identities",
+            "2",
+            "--cameras",
+            "3",
+            "--cameras-per-identity",
+            "2",
+            "3",
+            "--images-per-tracklet",
+            "2",
+            "2",
+            "--distractors",
+            "0",
+            "--junk",
+            "0",
+            "--mask-quality",
+            "0.5",
+            "--seed",
+            "3",
+        ]
+    )
     assert code == 0 and "bounding_box_train" in capsys.readouterr().out
     meta = json.loads((out / "meta.json").read_text())
     assert meta["config"]["mask_quality"] == 0.5 and meta["config"]["train_identities"] == 2
@@ -321,7 +375,8 @@ def test_the_readers_load_it_like_market1501(benchmark):
         ours = [(r.path.name, r.pid, r.camid) for r in getattr(splits, split)]
         assert ours == [(r.path.name, r.pid, r.camid) for r in getattr(as_market, split)]
     names = names_by_folder(benchmark)
-    assert [(r.path.stem, r.pid, r.camid + 1) for r in splits.gallery] == \
-        [(stem, pid, camera) for pid, camera, stem in names["bounding_box_test"]]
+    assert [(r.path.stem, r.pid, r.camid + 1) for r in splits.gallery] == [
+        (stem, pid, camera) for pid, camera, stem in names["bounding_box_test"]
+    ]
     assert len(splits.train) == len(names["bounding_box_train"])
     assert {r.pid for r in splits.query} == {6, 7, 8, 9, 10}

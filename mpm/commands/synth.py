@@ -16,16 +16,25 @@ HELP = "generate the synthetic pedestrian benchmark (Market-1501 layout, true ma
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """One option per ``SynthConfig`` field, plus ``--out``, ``--identities`` and ``--force``."""
-    parser.add_argument("--out", required=True, help="output folder (must be new or empty unless --force)")
+    parser.add_argument(
+        "--out", required=True, help="output folder (must be new or empty unless --force)"
+    )
     parser.add_argument("--force", action="store_true", help="replace a non-empty --out")
-    parser.add_argument("--identities", type=int, default=None, metavar="N",
-                        help="shorthand: N training and N test identities (default 150 each)")
+    parser.add_argument(
+        "--identities",
+        type=int,
+        default=None,
+        metavar="N",
+        help="shorthand: N training and N test identities (default 150 each)",
+    )
     for spec in fields(SynthConfig):
         option = "--" + spec.name.replace("_", "-")
         default = spec.default if spec.default is not MISSING else None
         help_text = f"{spec.metadata['help']} (default: {_show(default)})"
         if isinstance(default, tuple):
-            parser.add_argument(option, type=int, nargs=2, metavar=("MIN", "MAX"), default=None, help=help_text)
+            parser.add_argument(
+                option, type=int, nargs=2, metavar=("MIN", "MAX"), default=None, help=help_text
+            )
         else:
             parser.add_argument(option, type=type(default), default=None, help=help_text)
 
@@ -54,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     counts = json.loads((out / "meta.json").read_text())["images"]
     listing = ", ".join(f"{folder} {count}" for folder, count in sorted(counts.items()))
-    print(f"wrote the synthetic benchmark to {out} in {seconds:.1f} s (seed {config.seed}): {listing}")
+    print(
+        f"wrote the synthetic benchmark to {out} in {seconds:.1f} s (seed {config.seed}): {listing}"
+    )
     return 0
 
 

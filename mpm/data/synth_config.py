@@ -21,10 +21,15 @@ class SynthConfig:
     way a segmenter errs (missing limbs, holes, bleeding into the background).
     """
 
-    seed: int = field(default=0, metadata={"help": "random seed; the same seed gives the same bytes"})
-    train_identities: int = field(default=150, metadata={"help": "identities in bounding_box_train"})
+    seed: int = field(
+        default=0, metadata={"help": "random seed; the same seed gives the same bytes"}
+    )
+    train_identities: int = field(
+        default=150, metadata={"help": "identities in bounding_box_train"}
+    )
     test_identities: int = field(
-        default=150, metadata={"help": "identities in query / bounding_box_test (disjoint from train)"}
+        default=150,
+        metadata={"help": "identities in query / bounding_box_test (disjoint from train)"},
     )
     cameras: int = field(default=6, metadata={"help": "number of cameras, each with its own scene"})
     cameras_per_identity: tuple[int, int] = field(
@@ -44,7 +49,9 @@ class SynthConfig:
     )
     occlusion: float = _dial(0.15, "chance that an object or a passer-by covers part of the person")
     misalignment: float = _dial(0.08, "largest box shift / scale error, as a fraction of the box")
-    illumination: float = _dial(0.5, "strength of per-camera and per-tracklet light and colour cast")
+    illumination: float = _dial(
+        0.5, "strength of per-camera and per-tracklet light and colour cast"
+    )
     low_resolution: float = _dial(0.3, "strength of per-camera down-sampling and blur")
     mask_quality: float = _dial(0.0, "mask degradation: 0 = true masks, 1 = a poor segmenter")
 
@@ -53,7 +60,9 @@ class SynthConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the parameter, its value and the allowed range."""
-        _require(isinstance(self.seed, int) and self.seed >= 0, "seed", self.seed, "use an integer >= 0")
+        _require(
+            isinstance(self.seed, int) and self.seed >= 0, "seed", self.seed, "use an integer >= 0"
+        )
         for name in ("train_identities", "test_identities"):
             _require(getattr(self, name) >= 1, name, getattr(self, name), "use at least 1")
         _require(
@@ -62,20 +71,43 @@ class SynthConfig:
             self.train_identities + self.test_identities,
             f"Market-1501 names hold 4-digit identities: keep the sum <= {MAX_PID}",
         )
-        _require(self.cameras >= 2, "cameras", self.cameras, "use at least 2 (cross-camera retrieval)")
-        _require(self.cameras <= 9, "cameras", self.cameras, "Market-1501 names hold 1 camera digit: use <= 9")
+        _require(
+            self.cameras >= 2, "cameras", self.cameras, "use at least 2 (cross-camera retrieval)"
+        )
+        _require(
+            self.cameras <= 9,
+            "cameras",
+            self.cameras,
+            "Market-1501 names hold 1 camera digit: use <= 9",
+        )
         low, high = _pair("cameras_per_identity", self.cameras_per_identity)
-        _require(2 <= low <= high, "cameras_per_identity", self.cameras_per_identity,
-                 "use MIN MAX with 2 <= MIN <= MAX")
-        _require(high <= self.cameras, "cameras_per_identity", self.cameras_per_identity,
-                 f"MAX cannot exceed the number of cameras ({self.cameras})")
+        _require(
+            2 <= low <= high,
+            "cameras_per_identity",
+            self.cameras_per_identity,
+            "use MIN MAX with 2 <= MIN <= MAX",
+        )
+        _require(
+            high <= self.cameras,
+            "cameras_per_identity",
+            self.cameras_per_identity,
+            f"MAX cannot exceed the number of cameras ({self.cameras})",
+        )
         low, high = _pair("images_per_tracklet", self.images_per_tracklet)
-        _require(2 <= low <= high, "images_per_tracklet", self.images_per_tracklet,
-                 "use MIN MAX with 2 <= MIN <= MAX (a query needs a gallery image beside it)")
+        _require(
+            2 <= low <= high,
+            "images_per_tracklet",
+            self.images_per_tracklet,
+            "use MIN MAX with 2 <= MIN <= MAX (a query needs a gallery image beside it)",
+        )
         for name in ("distractors", "junk"):
             _require(getattr(self, name) >= 0, name, getattr(self, name), "use 0 or more")
-        _require(self.height >= 32 and self.width >= 16, "height x width", (self.height, self.width),
-                 "use at least 32 x 16")
+        _require(
+            self.height >= 32 and self.width >= 16,
+            "height x width",
+            (self.height, self.width),
+            "use at least 32 x 16",
+        )
         _require(1 <= self.jpeg_quality <= 95, "jpeg_quality", self.jpeg_quality, "use 1..95")
         for name in dial_names():
             value = getattr(self, name)

@@ -9,12 +9,22 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from scipy import ndimage
 
-from mpm.data.synth_people import LIMBS, Part, Placement, palette_colour, render_person, sample_identity, VIEWS
+from mpm.data.synth_people import (
+    LIMBS,
+    Part,
+    Placement,
+    palette_colour,
+    render_person,
+    sample_identity,
+    VIEWS,
+)
 
 
-def sample_placement(height: int, width: int, person_scale: float, misalignment: float,
-                     rng: np.random.Generator) -> Placement:
-    """Where the detector's box puts the person: centred, shifted and scaled by up to ``misalignment``."""
+def sample_placement(
+    height: int, width: int, person_scale: float, misalignment: float, rng: np.random.Generator
+) -> Placement:
+    """Where the detector's box puts the person: centred, then shifted and scaled by up to
+    ``misalignment`` of the box."""
     shift_x, shift_y, zoom = rng.uniform(-1.0, 1.0, 3) * misalignment
     return Placement(
         centre_x=width / 2.0 + shift_x * width,
@@ -38,9 +48,15 @@ def render_occluder(height: int, width: int, rng: np.random.Generator) -> Occlud
     if kind == 2:
         side = 1 if rng.random() < 0.5 else -1
         centre = width / 2.0 + side * width * float(rng.uniform(0.45, 0.7))
-        layer = render_person(sample_identity(rng), VIEWS[int(rng.integers(len(VIEWS)))],
-                              float(rng.uniform(0, 2 * np.pi)),
-                              Placement(centre, height * 1.02, height * 1.0), height, width, rng)
+        layer = render_person(
+            sample_identity(rng),
+            VIEWS[int(rng.integers(len(VIEWS)))],
+            float(rng.uniform(0, 2 * np.pi)),
+            Placement(centre, height * 1.02, height * 1.0),
+            height,
+            width,
+            rng,
+        )
         return Occluder(rgb=layer.rgb, alpha=layer.alpha)
     mask = Image.new("L", (width, height), 0)
     draw = ImageDraw.Draw(mask)
@@ -65,7 +81,7 @@ def apply_light(image: np.ndarray, gain: np.ndarray) -> np.ndarray:
 
 
 def apply_low_resolution(image: np.ndarray, resolution: float, blur: float) -> np.ndarray:
-    """Down-sample to ``resolution`` of the size and back (bilinear), then Gaussian-blur ``blur`` px."""
+    """Down-sample to ``resolution`` of the size and back (bilinear), then blur by ``blur`` px."""
     height, width = image.shape[:2]
     pil = Image.fromarray(to_uint8(image))
     if resolution < 1.0:
@@ -86,7 +102,9 @@ def drop_parts(mask: np.ndarray, parts: np.ndarray, dropped: list[Part]) -> np.n
     return mask & ~np.isin(parts, [int(p) for p in dropped])
 
 
-def punch_holes(mask: np.ndarray, count: int, radius: float, rng: np.random.Generator) -> np.ndarray:
+def punch_holes(
+    mask: np.ndarray, count: int, radius: float, rng: np.random.Generator
+) -> np.ndarray:
     """Holes inside the person: clear ``count`` discs of ``radius`` px centred on person pixels."""
     ys, xs = np.nonzero(mask)
     if count == 0 or len(ys) == 0:
@@ -99,8 +117,9 @@ def punch_holes(mask: np.ndarray, count: int, radius: float, rng: np.random.Gene
     return mask & ~hole
 
 
-def bleed(mask: np.ndarray, radius: int, blobs: int, blob_radius: float,
-          rng: np.random.Generator) -> np.ndarray:
+def bleed(
+    mask: np.ndarray, radius: int, blobs: int, blob_radius: float, rng: np.random.Generator
+) -> np.ndarray:
     """Bleeding into the background: grow the outline by ``radius`` px and attach ``blobs`` discs
     of ``blob_radius`` px centred on the outline."""
     grown = ndimage.binary_dilation(mask, iterations=radius) if radius > 0 else mask.copy()
@@ -115,8 +134,9 @@ def bleed(mask: np.ndarray, radius: int, blobs: int, blob_radius: float,
     return grown
 
 
-def degrade_mask(mask: np.ndarray, parts: np.ndarray, quality: float,
-                 rng: np.random.Generator) -> np.ndarray:
+def degrade_mask(
+    mask: np.ndarray, parts: np.ndarray, quality: float, rng: np.random.Generator
+) -> np.ndarray:
     """The mask a segmenter of error level ``quality`` (0 = perfect, 1 = poor) would return.
 
     The outline grows by round(2·q) px and about 2·q blobs of radius 2 + 5·q px bleed into the
@@ -126,8 +146,15 @@ def degrade_mask(mask: np.ndarray, parts: np.ndarray, quality: float,
     if quality == 0.0:
         return mask.copy()
     scale = mask.shape[0] / 128.0
-    degraded = bleed(mask, int(round(2.0 * quality * scale)), int(rng.poisson(2.0 * quality)),
-                     (2.0 + 5.0 * quality) * scale, rng)
+    degraded = bleed(
+        mask,
+        int(round(2.0 * quality * scale)),
+        int(rng.poisson(2.0 * quality)),
+        (2.0 + 5.0 * quality) * scale,
+        rng,
+    )
     dropped = [limb for limb in LIMBS if rng.random() < 0.35 * quality]
     degraded = drop_parts(degraded, parts, dropped)
-    return punch_holes(degraded, int(rng.poisson(3.0 * quality)), (1.0 + 3.0 * quality) * scale, rng)
+    return punch_holes(
+        degraded, int(rng.poisson(3.0 * quality)), (1.0 + 3.0 * quality) * scale, rng
+    )

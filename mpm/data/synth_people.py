@@ -20,18 +20,41 @@ Colour = tuple[float, float, float]
 PALETTE: dict[str, Colour] = {
     name: (r / 255.0, g / 255.0, b / 255.0)
     for name, (r, g, b) in {
-        "black": (25, 25, 28), "white": (235, 235, 230), "grey": (128, 128, 128),
-        "charcoal": (60, 62, 68), "navy": (30, 40, 90), "blue": (40, 90, 190),
-        "light_blue": (130, 180, 230), "red": (190, 30, 35), "dark_red": (110, 20, 30),
-        "green": (40, 130, 60), "olive": (110, 110, 50), "yellow": (230, 200, 40),
-        "orange": (230, 120, 30), "pink": (235, 140, 170), "purple": (110, 50, 140),
-        "brown": (110, 70, 40), "beige": (210, 190, 150), "teal": (30, 130, 130),
+        "black": (25, 25, 28),
+        "white": (235, 235, 230),
+        "grey": (128, 128, 128),
+        "charcoal": (60, 62, 68),
+        "navy": (30, 40, 90),
+        "blue": (40, 90, 190),
+        "light_blue": (130, 180, 230),
+        "red": (190, 30, 35),
+        "dark_red": (110, 20, 30),
+        "green": (40, 130, 60),
+        "olive": (110, 110, 50),
+        "yellow": (230, 200, 40),
+        "orange": (230, 120, 30),
+        "pink": (235, 140, 170),
+        "purple": (110, 50, 140),
+        "brown": (110, 70, 40),
+        "beige": (210, 190, 150),
+        "teal": (30, 130, 130),
     }.items()
 }
-SKIN_TONES: tuple[Colour, ...] = ((0.96, 0.80, 0.69), (0.87, 0.67, 0.52), (0.72, 0.52, 0.38),
-                                  (0.55, 0.37, 0.25), (0.38, 0.25, 0.17))
-HAIR_COLOURS: tuple[Colour, ...] = ((0.08, 0.07, 0.06), (0.22, 0.14, 0.08), (0.42, 0.28, 0.15),
-                                    (0.80, 0.68, 0.40), (0.60, 0.60, 0.60), (0.55, 0.25, 0.10))
+SKIN_TONES: tuple[Colour, ...] = (
+    (0.96, 0.80, 0.69),
+    (0.87, 0.67, 0.52),
+    (0.72, 0.52, 0.38),
+    (0.55, 0.37, 0.25),
+    (0.38, 0.25, 0.17),
+)
+HAIR_COLOURS: tuple[Colour, ...] = (
+    (0.08, 0.07, 0.06),
+    (0.22, 0.14, 0.08),
+    (0.42, 0.28, 0.15),
+    (0.80, 0.68, 0.40),
+    (0.60, 0.60, 0.60),
+    (0.55, 0.25, 0.10),
+)
 VIEWS: tuple[str, ...] = ("front", "back", "left", "right")
 PATTERNS: tuple[str, ...] = ("solid", "stripes", "checks", "print")
 
@@ -155,7 +178,9 @@ def render_person(
     if view not in VIEWS:
         raise ValueError(f"view = {view!r} is not one of {VIEWS}")
     side_view = view in ("left", "right")
-    canvas = _Canvas(height, width, placement, mirror=-1.0 if view == "left" else 1.0, side_view=side_view)
+    canvas = _Canvas(
+        height, width, placement, mirror=-1.0 if view == "left" else 1.0, side_view=side_view
+    )
     if side_view:
         _draw_side(canvas, identity, phase)
     else:
@@ -169,8 +194,9 @@ def render_person(
 class _Canvas:
     """Two label images drawn together; coordinates in person-height units from the head top."""
 
-    def __init__(self, height: int, width: int, placement: Placement, mirror: float,
-                 side_view: bool) -> None:
+    def __init__(
+        self, height: int, width: int, placement: Placement, mirror: float, side_view: bool
+    ) -> None:
         self.side_view = side_view
         self.unit = placement.person_height
         self.centre_x = placement.centre_x
@@ -189,24 +215,37 @@ class _Canvas:
         self._draw_material.polygon(pixels, fill=int(material))
         self._draw_parts.polygon(pixels, fill=int(part))
 
-    def ellipse(self, x: float, y: float, rx: float, ry: float, material: Material, part: Part) -> None:
+    def ellipse(
+        self, x: float, y: float, rx: float, ry: float, material: Material, part: Part
+    ) -> None:
         (x0, y0), (x1, y1) = self.point(x - rx, y - ry), self.point(x + rx, y + ry)
         box = [min(x0, x1), y0, max(x0, x1), y1]
         self._draw_material.ellipse(box, fill=int(material))
         self._draw_parts.ellipse(box, fill=int(part))
 
-    def limb(self, start: tuple[float, float], end: tuple[float, float], width0: float,
-             width1: float, material: Material, part: Part) -> None:
+    def limb(
+        self,
+        start: tuple[float, float],
+        end: tuple[float, float],
+        width0: float,
+        width1: float,
+        material: Material,
+        part: Part,
+    ) -> None:
         """A tapered segment with a rounded joint at ``start``."""
         dx, dy = end[0] - start[0], end[1] - start[1]
         length = math.hypot(dx, dy) or 1.0
         nx, ny = -dy / length, dx / length
-        self.polygon([
-            (start[0] + nx * width0 / 2, start[1] + ny * width0 / 2),
-            (end[0] + nx * width1 / 2, end[1] + ny * width1 / 2),
-            (end[0] - nx * width1 / 2, end[1] - ny * width1 / 2),
-            (start[0] - nx * width0 / 2, start[1] - ny * width0 / 2),
-        ], material, part)
+        self.polygon(
+            [
+                (start[0] + nx * width0 / 2, start[1] + ny * width0 / 2),
+                (end[0] + nx * width1 / 2, end[1] + ny * width1 / 2),
+                (end[0] - nx * width1 / 2, end[1] - ny * width1 / 2),
+                (start[0] - nx * width0 / 2, start[1] - ny * width0 / 2),
+            ],
+            material,
+            part,
+        )
         self.ellipse(start[0], start[1], width0 / 2, width0 / 2, material, part)
 
 
@@ -218,8 +257,15 @@ def _segment_end(start: tuple[float, float], angle: float, length: float) -> tup
 _HIP_Y, _SHOULDER_Y, _FEET_Y = 0.5, 0.16, 0.975
 
 
-def _draw_leg(canvas: _Canvas, who: Identity, hip: tuple[float, float], thigh_angle: float,
-              shin_angle: float, part: Part, width: float) -> None:
+def _draw_leg(
+    canvas: _Canvas,
+    who: Identity,
+    hip: tuple[float, float],
+    thigh_angle: float,
+    shin_angle: float,
+    part: Part,
+    width: float,
+) -> None:
     knee = _segment_end(hip, thigh_angle, 0.23)
     ankle = _segment_end(knee, shin_angle, _FEET_Y - _HIP_Y - 0.26)
     thigh_material = Material.SKIN if who.lower_style == "skirt" else Material.LOWER
@@ -227,11 +273,20 @@ def _draw_leg(canvas: _Canvas, who: Identity, hip: tuple[float, float], thigh_an
     canvas.limb(hip, knee, width, width * 0.85, thigh_material, part)
     canvas.limb(knee, ankle, width * 0.85, width * 0.7, shin_material, part)
     forward = 0.03 if canvas.side_view else 0.0
-    canvas.ellipse(ankle[0] + forward, ankle[1] + 0.012, width * 0.55 + forward, 0.02, Material.SHOES, part)
+    canvas.ellipse(
+        ankle[0] + forward, ankle[1] + 0.012, width * 0.55 + forward, 0.02, Material.SHOES, part
+    )
 
 
-def _draw_arm(canvas: _Canvas, who: Identity, shoulder: tuple[float, float], angle: float,
-              bend: float, part: Part, width: float) -> None:
+def _draw_arm(
+    canvas: _Canvas,
+    who: Identity,
+    shoulder: tuple[float, float],
+    angle: float,
+    bend: float,
+    part: Part,
+    width: float,
+) -> None:
     elbow = _segment_end(shoulder, angle, 0.16)
     wrist = _segment_end(elbow, angle + bend, 0.15)
     forearm = Material.UPPER if who.long_sleeves else Material.SKIN
@@ -256,28 +311,60 @@ def _draw_head(canvas: _Canvas, who: Identity, view: str) -> None:
     if who.hat is not None:
         canvas.ellipse(0.0, 0.03, 0.058, 0.032, Material.HAT, Part.HEAD)
         brim = 0.09 if canvas.side_view else 0.065
-        canvas.polygon([(-0.065, 0.04), (brim, 0.04), (brim, 0.052), (-0.065, 0.052)],
-                       Material.HAT, Part.HEAD)
+        canvas.polygon(
+            [(-0.065, 0.04), (brim, 0.04), (brim, 0.052), (-0.065, 0.052)], Material.HAT, Part.HEAD
+        )
 
 
 def _draw_long_hair(canvas: _Canvas, who: Identity, half_width: float) -> None:
     if who.hair_style == "long":
-        canvas.polygon([(-half_width, 0.07), (half_width, 0.07), (half_width + 0.01, 0.24),
-                        (-half_width - 0.01, 0.24)], Material.HAIR, Part.HEAD)
+        canvas.polygon(
+            [
+                (-half_width, 0.07),
+                (half_width, 0.07),
+                (half_width + 0.01, 0.24),
+                (-half_width - 0.01, 0.24),
+            ],
+            Material.HAIR,
+            Part.HEAD,
+        )
 
 
 def _torso(canvas: _Canvas, shoulder_half: float, hip_half: float, shift: float = 0.0) -> None:
-    canvas.polygon([(-shoulder_half + shift, _SHOULDER_Y), (shoulder_half + shift, _SHOULDER_Y),
-                    (hip_half + shift, _HIP_Y + 0.04), (-hip_half + shift, _HIP_Y + 0.04)],
-                   Material.UPPER, Part.TORSO)
+    canvas.polygon(
+        [
+            (-shoulder_half + shift, _SHOULDER_Y),
+            (shoulder_half + shift, _SHOULDER_Y),
+            (hip_half + shift, _HIP_Y + 0.04),
+            (-hip_half + shift, _HIP_Y + 0.04),
+        ],
+        Material.UPPER,
+        Part.TORSO,
+    )
 
 
 def _pelvis_and_skirt(canvas: _Canvas, who: Identity, hip_half: float) -> None:
-    canvas.polygon([(-hip_half, _HIP_Y - 0.02), (hip_half, _HIP_Y - 0.02), (hip_half, _HIP_Y + 0.06),
-                    (-hip_half, _HIP_Y + 0.06)], Material.LOWER, Part.TORSO)
+    canvas.polygon(
+        [
+            (-hip_half, _HIP_Y - 0.02),
+            (hip_half, _HIP_Y - 0.02),
+            (hip_half, _HIP_Y + 0.06),
+            (-hip_half, _HIP_Y + 0.06),
+        ],
+        Material.LOWER,
+        Part.TORSO,
+    )
     if who.lower_style == "skirt":
-        canvas.polygon([(-hip_half, _HIP_Y), (hip_half, _HIP_Y), (hip_half + 0.05, 0.72),
-                        (-hip_half - 0.05, 0.72)], Material.LOWER, Part.TORSO)
+        canvas.polygon(
+            [
+                (-hip_half, _HIP_Y),
+                (hip_half, _HIP_Y),
+                (hip_half + 0.05, 0.72),
+                (-hip_half - 0.05, 0.72),
+            ],
+            Material.LOWER,
+            Part.TORSO,
+        )
 
 
 def _draw_front_or_back(canvas: _Canvas, who: Identity, phase: float, front: bool) -> None:
@@ -288,8 +375,12 @@ def _draw_front_or_back(canvas: _Canvas, who: Identity, phase: float, front: boo
     if not front:
         _draw_long_hair(canvas, who, 0.05)
     # The image's left side shows the person's right side in a front view.
-    near_right, near_left = (Part.RIGHT_ARM, Part.LEFT_ARM) if front else (Part.LEFT_ARM, Part.RIGHT_ARM)
-    leg_right, leg_left = (Part.RIGHT_LEG, Part.LEFT_LEG) if front else (Part.LEFT_LEG, Part.RIGHT_LEG)
+    near_right, near_left = (
+        (Part.RIGHT_ARM, Part.LEFT_ARM) if front else (Part.LEFT_ARM, Part.RIGHT_ARM)
+    )
+    leg_right, leg_left = (
+        (Part.RIGHT_LEG, Part.LEFT_LEG) if front else (Part.LEFT_LEG, Part.RIGHT_LEG)
+    )
     leg_width = 0.085 * who.build
     for side, part, sign in ((-1, leg_right, 1.0), (1, leg_left, -1.0)):
         hip = (side * hip_half * 0.5, _HIP_Y)
@@ -300,18 +391,34 @@ def _draw_front_or_back(canvas: _Canvas, who: Identity, phase: float, front: boo
         _draw_long_hair(canvas, who, 0.06)
     _torso(canvas, shoulder_half, hip_half)
     if who.backpack is not None and not front:
-        canvas.polygon([(-0.085 * who.build, 0.2), (0.085 * who.build, 0.2), (0.09 * who.build, 0.43),
-                        (-0.09 * who.build, 0.43)], Material.BACKPACK, Part.TORSO)
+        canvas.polygon(
+            [
+                (-0.085 * who.build, 0.2),
+                (0.085 * who.build, 0.2),
+                (0.09 * who.build, 0.43),
+                (-0.09 * who.build, 0.43),
+            ],
+            Material.BACKPACK,
+            Part.TORSO,
+        )
     if who.backpack is not None and front:
         for side in (-1, 1):
             x = side * 0.07 * who.build
-            canvas.limb((x, _SHOULDER_Y), (x * 1.05, 0.36), 0.022, 0.022, Material.STRAP, Part.TORSO)
+            canvas.limb(
+                (x, _SHOULDER_Y), (x * 1.05, 0.36), 0.022, 0.022, Material.STRAP, Part.TORSO
+            )
     if who.upper_pattern == "print" and front:
         canvas.ellipse(0.0, 0.3, 0.05 * who.build, 0.045, Material.PRINT, Part.TORSO)
     if who.bag is not None:
         bag_side = 1 if front else -1
-        canvas.limb((-bag_side * 0.08, _SHOULDER_Y + 0.005), (bag_side * 0.12, 0.45), 0.02, 0.02,
-                    Material.STRAP, Part.TORSO)
+        canvas.limb(
+            (-bag_side * 0.08, _SHOULDER_Y + 0.005),
+            (bag_side * 0.12, 0.45),
+            0.02,
+            0.02,
+            Material.STRAP,
+            Part.TORSO,
+        )
         x0 = bag_side * (shoulder_half + 0.005)
         x1 = x0 + bag_side * 0.08
         canvas.polygon([(x0, 0.43), (x1, 0.43), (x1, 0.56), (x0, 0.56)], Material.BAG, Part.TORSO)
@@ -324,37 +431,68 @@ def _draw_front_or_back(canvas: _Canvas, who: Identity, phase: float, front: boo
 
 
 def _draw_side(canvas: _Canvas, who: Identity, phase: float) -> None:
-    """Side view facing +x (mirrored for "left"): scissoring legs and arms, accessories in profile."""
+    """Side view facing +x (mirrored for "left"): scissoring legs and arms, accessories in
+    profile."""
     swing = math.sin(phase)
     depth = 0.075 * who.build
     leg_width, arm_width = 0.095 * who.build, 0.06 * who.build
     _draw_arm(canvas, who, (0.0, _SHOULDER_Y + 0.02), 0.4 * swing, 0.3, Part.LEFT_ARM, arm_width)
-    _draw_leg(canvas, who, (0.0, _HIP_Y), -0.4 * swing, -0.4 * swing - 0.15 * max(0.0, swing),
-              Part.LEFT_LEG, leg_width)
+    _draw_leg(
+        canvas,
+        who,
+        (0.0, _HIP_Y),
+        -0.4 * swing,
+        -0.4 * swing - 0.15 * max(0.0, swing),
+        Part.LEFT_LEG,
+        leg_width,
+    )
     _draw_long_hair(canvas, who, 0.035)
     if who.backpack is not None:
-        canvas.polygon([(-depth - 0.075, 0.2), (-depth + 0.01, 0.19), (-depth + 0.01, 0.44),
-                        (-depth - 0.07, 0.44)], Material.BACKPACK, Part.TORSO)
-    _draw_leg(canvas, who, (0.0, _HIP_Y), 0.4 * swing, 0.4 * swing - 0.15 * max(0.0, -swing),
-              Part.RIGHT_LEG, leg_width)
+        canvas.polygon(
+            [
+                (-depth - 0.075, 0.2),
+                (-depth + 0.01, 0.19),
+                (-depth + 0.01, 0.44),
+                (-depth - 0.07, 0.44),
+            ],
+            Material.BACKPACK,
+            Part.TORSO,
+        )
+    _draw_leg(
+        canvas,
+        who,
+        (0.0, _HIP_Y),
+        0.4 * swing,
+        0.4 * swing - 0.15 * max(0.0, -swing),
+        Part.RIGHT_LEG,
+        leg_width,
+    )
     _pelvis_and_skirt(canvas, who, depth * 0.9)
     _torso(canvas, depth, depth * 0.9)
     if who.backpack is not None:
         canvas.limb((0.0, _SHOULDER_Y), (-0.01, 0.36), 0.02, 0.02, Material.STRAP, Part.TORSO)
     if who.bag is not None:
         canvas.limb((0.0, _SHOULDER_Y), (0.01, 0.44), 0.02, 0.02, Material.STRAP, Part.TORSO)
-        canvas.polygon([(-0.05, 0.43), (0.06, 0.43), (0.06, 0.56), (-0.05, 0.56)], Material.BAG, Part.TORSO)
+        canvas.polygon(
+            [(-0.05, 0.43), (0.06, 0.43), (0.06, 0.56), (-0.05, 0.56)], Material.BAG, Part.TORSO
+        )
     _draw_arm(canvas, who, (0.0, _SHOULDER_Y + 0.02), -0.4 * swing, 0.3, Part.RIGHT_ARM, arm_width)
     _draw_head(canvas, who, "side")
 
 
-def _colour_person(material: np.ndarray, who: Identity, canvas: _Canvas, view: str,
-                   rng: np.random.Generator) -> np.ndarray:
+def _colour_person(
+    material: np.ndarray, who: Identity, canvas: _Canvas, view: str, rng: np.random.Generator
+) -> np.ndarray:
     """Colour the material map, add the clothing pattern, cylinder shading and fabric noise."""
     table = np.zeros((len(Material), 3), dtype=np.float32)
-    for kind, colour in ((Material.SKIN, who.skin), (Material.HAIR, who.hair),
-                         (Material.UPPER, who.upper), (Material.LOWER, who.lower),
-                         (Material.SHOES, who.shoes), (Material.PRINT, who.pattern_colour)):
+    for kind, colour in (
+        (Material.SKIN, who.skin),
+        (Material.HAIR, who.hair),
+        (Material.UPPER, who.upper),
+        (Material.LOWER, who.lower),
+        (Material.SHOES, who.shoes),
+        (Material.PRINT, who.pattern_colour),
+    ):
         table[kind] = colour
     table[Material.HAT] = who.hat if who.hat is not None else who.hair
     table[Material.BACKPACK] = who.backpack if who.backpack is not None else who.upper

@@ -16,7 +16,11 @@ from mpm.data.synth_people import VIEWS
 from mpm.data.synth_scenes import SCENE_WIDTH_FACTOR, Camera
 
 TRAIN_FOLDER, GALLERY_FOLDER, QUERY_FOLDER, GT_BBOX_FOLDER = (
-    "bounding_box_train", "bounding_box_test", "query", "gt_bbox")
+    "bounding_box_train",
+    "bounding_box_test",
+    "query",
+    "gt_bbox",
+)
 FOLDERS: tuple[str, ...] = (TRAIN_FOLDER, GALLERY_FOLDER, QUERY_FOLDER, GT_BBOX_FOLDER)
 #: Frames per camera sequence (the ``sS`` of a Market-1501 name): frames 0..999999 give s1..s9.
 FRAMES_PER_SEQUENCE = 111_112
@@ -79,7 +83,9 @@ class ImageName:
 def identity_pids(config: SynthConfig) -> tuple[list[int], list[int]]:
     """Training identities 1..N_train, then test identities N_train+1..N_train+N_test."""
     train = list(range(1, config.train_identities + 1))
-    test = list(range(config.train_identities + 1, config.train_identities + config.test_identities + 1))
+    test = list(
+        range(config.train_identities + 1, config.train_identities + config.test_identities + 1)
+    )
     return train, test
 
 
@@ -90,15 +96,21 @@ def plan_tracklets(config: SynthConfig, cameras: list[Camera]) -> list[Tracklet]
     tracklets = []
     for pid in train + test:
         rng = stream(config.seed, Stream.IDENTITY, pid)
-        count = int(rng.integers(config.cameras_per_identity[0], config.cameras_per_identity[1] + 1))
+        count = int(
+            rng.integers(config.cameras_per_identity[0], config.cameras_per_identity[1] + 1)
+        )
         chosen = sorted(int(c) + 1 for c in rng.choice(config.cameras, size=count, replace=False))
         for camera_id in chosen:
             test_identity = pid > config.train_identities
-            tracklets.append(_draw_tracklet(config, cameras[camera_id - 1], pid, test_identity, scene_width))
+            tracklets.append(
+                _draw_tracklet(config, cameras[camera_id - 1], pid, test_identity, scene_width)
+            )
     return _assign_frames_and_shared_patches(config, tracklets)
 
 
-def _draw_tracklet(config: SynthConfig, camera: Camera, pid: int, test: bool, scene_width: int) -> Tracklet:
+def _draw_tracklet(
+    config: SynthConfig, camera: Camera, pid: int, test: bool, scene_width: int
+) -> Tracklet:
     rng = stream(config.seed, Stream.TRACKLET, pid, camera.index)
     low, high = config.images_per_tracklet
     length = int(rng.integers(low, high + 1))
@@ -109,7 +121,9 @@ def _draw_tracklet(config: SynthConfig, camera: Camera, pid: int, test: bool, sc
         camera=camera.index,
         test=test,
         length=length,
-        view=VIEWS[int(rng.choice(len(VIEWS), p=np.asarray(camera.view_mix) / sum(camera.view_mix)))],
+        view=VIEWS[
+            int(rng.choice(len(VIEWS), p=np.asarray(camera.view_mix) / sum(camera.view_mix)))
+        ],
         phase=float(rng.uniform(0.0, 2.0 * np.pi)),
         patch_x=int(rng.integers(travel, scene_width - config.width - travel + 1)),
         walk=walk,
@@ -119,7 +133,9 @@ def _draw_tracklet(config: SynthConfig, camera: Camera, pid: int, test: bool, sc
     )
 
 
-def _assign_frames_and_shared_patches(config: SynthConfig, tracklets: list[Tracklet]) -> list[Tracklet]:
+def _assign_frames_and_shared_patches(
+    config: SynthConfig, tracklets: list[Tracklet]
+) -> list[Tracklet]:
     """Order each camera's tracklets in time, give them frame numbers, and let some reuse the
     background patch of the tracklet just before them (another identity, same camera)."""
     by_camera: dict[int, list[int]] = {}
@@ -137,13 +153,16 @@ def _assign_frames_and_shared_patches(config: SynthConfig, tracklets: list[Track
             patch_x = tracklet.patch_x
             if previous is not None and rng.random() < config.background_sharing:
                 patch_x = previous.patch_x
-            result[position] = replace(tracklet, patch_x=patch_x, first_frame=frame, frame_step=step)
+            result[position] = replace(
+                tracklet, patch_x=patch_x, first_frame=frame, frame_step=step
+            )
             frame += step * tracklet.length + int(rng.integers(20, 200))
             previous = result[position]
         if frame >= 1_000_000:
-            raise ValueError(f"camera {camera_id} needs frame numbers past 999999: use fewer identities")
+            raise ValueError(
+                f"camera {camera_id} needs frame numbers past 999999: use fewer identities"
+            )
     return result
-
 
 
 @dataclass(frozen=True)
@@ -156,10 +175,14 @@ class Extra:
 
 
 def plan_extras(config: SynthConfig) -> list[Extra]:
-    """Distractors (one-off passers-by, pid 0000) and junk (bad crops of test identities, pid -1)."""
+    """Distractors (one-off passers-by, pid 0000) and junk (bad crops of test identities,
+    pid -1)."""
     _, test = identity_pids(config)
     extras = []
-    for kind, count, pid in ((Stream.DISTRACTOR, config.distractors, 0), (Stream.JUNK, config.junk, -1)):
+    for kind, count, pid in (
+        (Stream.DISTRACTOR, config.distractors, 0),
+        (Stream.JUNK, config.junk, -1),
+    ):
         rng = stream(config.seed, kind)
         frames = rng.choice(999_999, size=count, replace=False) + 1
         for index in range(count):

@@ -12,7 +12,15 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from mpm.data.synth_people import PALETTE, VIEWS, Colour, Placement, palette_colour, render_person, sample_identity
+from mpm.data.synth_people import (
+    PALETTE,
+    VIEWS,
+    Colour,
+    Placement,
+    palette_colour,
+    render_person,
+    sample_identity,
+)
 
 SCENES: tuple[str, ...] = ("street", "campus", "shops", "arcade")
 #: Scene panorama width in image widths: wide enough for many distinct tracklet patches.
@@ -33,8 +41,9 @@ class Camera:
     blur: float
 
 
-def sample_camera(index: int, illumination: float, low_resolution: float,
-                  rng: np.random.Generator) -> Camera:
+def sample_camera(
+    index: int, illumination: float, low_resolution: float, rng: np.random.Generator
+) -> Camera:
     """Draw camera ``index`` (1-based): scene kind, light, colour cast, sharpness, view mix."""
     mix = rng.dirichlet(np.full(len(VIEWS), 0.8)) * 0.8 + 0.2 / len(VIEWS)
     cast = np.exp(rng.normal(0.0, 0.12 * illumination, 3))
@@ -50,8 +59,9 @@ def sample_camera(index: int, illumination: float, low_resolution: float,
     )
 
 
-def render_scene(camera: Camera, height: int, width: int, clutter: float,
-                 rng: np.random.Generator) -> np.ndarray:
+def render_scene(
+    camera: Camera, height: int, width: int, clutter: float, rng: np.random.Generator
+) -> np.ndarray:
     """The camera's background panorama, H × (SCENE_WIDTH_FACTOR·W) × 3 floats in [0, 1]."""
     scene_width = width * SCENE_WIDTH_FACTOR
     horizon = int(camera.horizon * height)
@@ -73,21 +83,32 @@ def render_scene(camera: Camera, height: int, width: int, clutter: float,
     return np.clip(pixels * (1.0 + texture[..., None]), 0.0, 1.0)
 
 
-def paste_person_fragment(canvas: np.ndarray, centre_x: float, feet_y: float, person_height: float,
-                          rng: np.random.Generator) -> None:
+def paste_person_fragment(
+    canvas: np.ndarray,
+    centre_x: float,
+    feet_y: float,
+    person_height: float,
+    rng: np.random.Generator,
+) -> None:
     """Draw a random passer-by into ``canvas`` (in place); it is background, never mask."""
     height, width = canvas.shape[:2]
     left = int(np.floor(centre_x - person_height * 0.35))
     patch_width = int(np.ceil(person_height * 0.7)) + 1
-    layer = render_person(sample_identity(rng), VIEWS[int(rng.integers(len(VIEWS)))],
-                          float(rng.uniform(0, 2 * np.pi)),
-                          Placement(centre_x - left, feet_y, person_height), height, patch_width, rng)
+    layer = render_person(
+        sample_identity(rng),
+        VIEWS[int(rng.integers(len(VIEWS)))],
+        float(rng.uniform(0, 2 * np.pi)),
+        Placement(centre_x - left, feet_y, person_height),
+        height,
+        patch_width,
+        rng,
+    )
     x0, x1 = max(left, 0), min(left + patch_width, width)
     if x1 <= x0:
         return
     region = canvas[:, x0:x1]
-    alpha = layer.alpha[:, x0 - left:x1 - left]
-    region[alpha] = layer.rgb[:, x0 - left:x1 - left][alpha]
+    alpha = layer.alpha[:, x0 - left : x1 - left]
+    region[alpha] = layer.rgb[:, x0 - left : x1 - left][alpha]
 
 
 def _fill(colour: Colour | np.ndarray, scale: float = 1.0) -> tuple[int, int, int]:
@@ -100,8 +121,14 @@ def _named(rng: np.random.Generator, names: tuple[str, ...]) -> np.ndarray:
     return np.clip(base + rng.uniform(-0.05, 0.05, 3), 0.0, 1.0)
 
 
-def _draw_backdrop(draw: ImageDraw.ImageDraw, scene: str, width: int, horizon: int, unit: float,
-                   rng: np.random.Generator) -> None:
+def _draw_backdrop(
+    draw: ImageDraw.ImageDraw,
+    scene: str,
+    width: int,
+    horizon: int,
+    unit: float,
+    rng: np.random.Generator,
+) -> None:
     """What stands behind the walkway: walls with windows, trees, shop fronts or pillars."""
     if scene == "street":
         wall = _named(rng, ("brown", "dark_red", "grey", "beige", "charcoal"))
@@ -114,14 +141,22 @@ def _draw_backdrop(draw: ImageDraw.ImageDraw, scene: str, width: int, horizon: i
         x = int(rng.integers(0, 20))
         while x < width:
             w = int(rng.integers(14, 30) * unit)
-            draw.rectangle([x, horizon // 6, x + w, horizon * 2 // 3], fill=_fill(_named(rng, ("light_blue", "navy", "black", "white"))))
+            draw.rectangle(
+                [x, horizon // 6, x + w, horizon * 2 // 3],
+                fill=_fill(_named(rng, ("light_blue", "navy", "black", "white"))),
+            )
             x += w + int(rng.integers(15, 60) * unit)
     elif scene == "campus":
-        draw.rectangle([0, 0, width, horizon], fill=_fill(_named(rng, ("light_blue", "white", "grey"))))
+        draw.rectangle(
+            [0, 0, width, horizon], fill=_fill(_named(rng, ("light_blue", "white", "grey")))
+        )
         for _ in range(width // 12):
             cx, cy = float(rng.uniform(0, width)), float(rng.uniform(0.1, 0.8)) * horizon
             r = float(rng.uniform(6, 22)) * unit
-            draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=_fill(_named(rng, ("green", "olive", "teal")), float(rng.uniform(0.6, 1.1))))
+            draw.ellipse(
+                [cx - r, cy - r, cx + r, cy + r],
+                fill=_fill(_named(rng, ("green", "olive", "teal")), float(rng.uniform(0.6, 1.1))),
+            )
     elif scene == "shops":
         x = 0
         while x < width:
@@ -129,7 +164,9 @@ def _draw_backdrop(draw: ImageDraw.ImageDraw, scene: str, width: int, horizon: i
             front = palette_colour(rng, 0.05)
             draw.rectangle([x, 0, x + w, horizon], fill=_fill(front))
             draw.rectangle([x + 3, horizon // 3, x + w - 3, horizon - 2], fill=_fill(front, 0.45))
-            draw.rectangle([x, horizon // 8, x + w, horizon // 4], fill=_fill(palette_colour(rng, 0.05)))
+            draw.rectangle(
+                [x, horizon // 8, x + w, horizon // 4], fill=_fill(palette_colour(rng, 0.05))
+            )
             x += w
     else:
         base = _named(rng, ("beige", "white", "grey"))
@@ -138,15 +175,28 @@ def _draw_backdrop(draw: ImageDraw.ImageDraw, scene: str, width: int, horizon: i
         for x in range(0, width, step):
             draw.rectangle([x, 0, x + step // 3, horizon], fill=_fill(base))
             if rng.random() < 0.5:
-                draw.rectangle([x + step // 3 + 2, horizon // 4, x + step - 2, horizon * 3 // 4],
-                               fill=_fill(palette_colour(rng, 0.05)))
+                draw.rectangle(
+                    [x + step // 3 + 2, horizon // 4, x + step - 2, horizon * 3 // 4],
+                    fill=_fill(palette_colour(rng, 0.05)),
+                )
 
 
-def _draw_ground(draw: ImageDraw.ImageDraw, scene: str, width: int, height: int, horizon: int,
-                 unit: float, rng: np.random.Generator) -> None:
+def _draw_ground(
+    draw: ImageDraw.ImageDraw,
+    scene: str,
+    width: int,
+    height: int,
+    horizon: int,
+    unit: float,
+    rng: np.random.Generator,
+) -> None:
     """The walkway: asphalt, grass, paving tiles or a polished floor."""
-    names = {"street": ("grey", "charcoal"), "campus": ("green", "olive"),
-             "shops": ("beige", "grey", "white"), "arcade": ("brown", "beige", "charcoal")}[scene]
+    names = {
+        "street": ("grey", "charcoal"),
+        "campus": ("green", "olive"),
+        "shops": ("beige", "grey", "white"),
+        "arcade": ("brown", "beige", "charcoal"),
+    }[scene]
     ground = _named(rng, names)
     draw.rectangle([0, horizon, width, height], fill=_fill(ground))
     if scene in ("shops", "arcade"):
@@ -157,9 +207,15 @@ def _draw_ground(draw: ImageDraw.ImageDraw, scene: str, width: int, height: int,
     draw.rectangle([0, horizon, width, horizon + 2], fill=_fill(ground, 0.6))
 
 
-def _draw_clutter_object(draw: ImageDraw.ImageDraw, width: int, height: int, horizon: int,
-                         unit: float, rng: np.random.Generator) -> None:
-    """One object in the scene: pole, sign, bin, bench, bicycle or planter (sizes in 128-px units)."""
+def _draw_clutter_object(
+    draw: ImageDraw.ImageDraw,
+    width: int,
+    height: int,
+    horizon: int,
+    unit: float,
+    rng: np.random.Generator,
+) -> None:
+    """One object: pole, sign, bin, bench, bicycle or planter (sizes in 128-px units)."""
     kind = int(rng.integers(6))
     x = float(rng.uniform(0, width))
     base = horizon + (height - horizon) * float(rng.uniform(0.0, 0.6))
@@ -182,7 +238,9 @@ def _draw_clutter_object(draw: ImageDraw.ImageDraw, width: int, height: int, hor
         draw.rectangle(box(30, 10, 32, 0), fill=colour)
     elif kind == 4:
         for wheel in (0, 20):
-            draw.ellipse(box(wheel - 8, 16, wheel + 8, 0), outline=colour, width=max(1, int(2 * unit)))
+            draw.ellipse(
+                box(wheel - 8, 16, wheel + 8, 0), outline=colour, width=max(1, int(2 * unit))
+            )
         frame = box(0, 8, 10, 18) + box(20, 8, 20, 8)[:2]
         draw.line(frame, fill=colour, width=max(1, int(2 * unit)))
     else:

@@ -33,7 +33,14 @@ from mpm.data.synth_nuisances import (
     sample_placement,
     to_uint8,
 )
-from mpm.data.synth_people import VIEWS, Identity, PersonLayer, Placement, render_person, sample_identity
+from mpm.data.synth_people import (
+    VIEWS,
+    Identity,
+    PersonLayer,
+    Placement,
+    render_person,
+    sample_identity,
+)
 from mpm.data.synth_plan import (
     FOLDERS,
     GALLERY_FOLDER,
@@ -89,17 +96,32 @@ class Frame:
 
 def build_world(config: SynthConfig) -> World:
     """Draw the cameras, scenes, identities and the tracklet plan for ``config``."""
-    cameras = [sample_camera(c, config.illumination, config.low_resolution, stream(config.seed, Stream.CAMERA, c))
-               for c in range(1, config.cameras + 1)]
-    scenes = [render_scene(camera, config.height, config.width, config.clutter,
-                           stream(config.seed, Stream.SCENE, camera.index)) for camera in cameras]
+    cameras = [
+        sample_camera(
+            c, config.illumination, config.low_resolution, stream(config.seed, Stream.CAMERA, c)
+        )
+        for c in range(1, config.cameras + 1)
+    ]
+    scenes = [
+        render_scene(
+            camera,
+            config.height,
+            config.width,
+            config.clutter,
+            stream(config.seed, Stream.SCENE, camera.index),
+        )
+        for camera in cameras
+    ]
     train, test = identity_pids(config)
-    identities = {pid: sample_identity(stream(config.seed, Stream.IDENTITY, pid, 0)) for pid in train + test}
+    identities = {
+        pid: sample_identity(stream(config.seed, Stream.IDENTITY, pid, 0)) for pid in train + test
+    }
     return World(config, cameras, scenes, identities, plan_tracklets(config, cameras))
 
 
-def render_frame(world: World, tracklet: Tracklet, index: int, aligned: bool = False,
-                 draw_person: bool = True) -> Frame:
+def render_frame(
+    world: World, tracklet: Tracklet, index: int, aligned: bool = False, draw_person: bool = True
+) -> Frame:
     """Image ``index`` of ``tracklet``; ``aligned`` draws the same frame with a perfect box.
 
     ``draw_person=False`` renders the same frame with the person left out (the masks are still
@@ -113,8 +135,19 @@ def render_frame(world: World, tracklet: Tracklet, index: int, aligned: bool = F
     misalignment = 0.0 if aligned else config.misalignment
     placement = sample_placement(config.height, config.width, identity.height, misalignment, rng)
     phase = tracklet.phase + 1.3 * index + float(rng.normal(0.0, 0.2))
-    return _compose(world, tracklet.camera, tracklet.light, background, identity, view, phase, placement,
-                    rng, mask_key=(tracklet.pid, tracklet.camera, index, int(aligned)), draw_person=draw_person)
+    return _compose(
+        world,
+        tracklet.camera,
+        tracklet.light,
+        background,
+        identity,
+        view,
+        phase,
+        placement,
+        rng,
+        mask_key=(tracklet.pid, tracklet.camera, index, int(aligned)),
+        draw_person=draw_person,
+    )
 
 
 def render_extra(world: World, extra: Extra) -> Frame:
@@ -124,26 +157,43 @@ def render_extra(world: World, extra: Extra) -> Frame:
     rng = stream(config.seed, kind, extra.index, 1)
     scene = world.scenes[extra.name.camera - 1]
     x = int(rng.integers(0, scene.shape[1] - config.width + 1))
-    background = scene[:, x:x + config.width].copy()
+    background = scene[:, x : x + config.width].copy()
     if extra.name.pid == 0:
         identity = sample_identity(rng)
-        placement = sample_placement(config.height, config.width, identity.height, config.misalignment, rng)
+        placement = sample_placement(
+            config.height, config.width, identity.height, config.misalignment, rng
+        )
     else:
         identity = world.identities[extra.source_pid]
         side = 1.0 if rng.random() < 0.5 else -1.0
-        placement = Placement(config.width * (0.5 + side * float(rng.uniform(0.55, 0.8))),
-                              config.height * float(rng.uniform(0.9, 1.6)), config.height * identity.height)
+        placement = Placement(
+            config.width * (0.5 + side * float(rng.uniform(0.55, 0.8))),
+            config.height * float(rng.uniform(0.9, 1.6)),
+            config.height * identity.height,
+        )
     view = VIEWS[int(rng.integers(len(VIEWS)))]
-    return _compose(world, extra.name.camera, 1.0, background, identity, view, float(rng.uniform(0, 6.3)),
-                    placement, rng, mask_key=(int(kind), extra.index))
+    return _compose(
+        world,
+        extra.name.camera,
+        1.0,
+        background,
+        identity,
+        view,
+        float(rng.uniform(0, 6.3)),
+        placement,
+        rng,
+        mask_key=(int(kind), extra.index),
+    )
 
 
 def _tracklet_background(world: World, tracklet: Tracklet, index: int) -> np.ndarray:
     """The tracklet's scene patch, moved by its walk, with its companion walking alongside."""
     config = world.config
     scene = world.scenes[tracklet.camera - 1]
-    x = int(np.clip(round(tracklet.patch_x + tracklet.walk * index), 0, scene.shape[1] - config.width))
-    background = scene[:, x:x + config.width].copy()
+    x = int(
+        np.clip(round(tracklet.patch_x + tracklet.walk * index), 0, scene.shape[1] - config.width)
+    )
+    background = scene[:, x : x + config.width].copy()
     if tracklet.companion_side:
         rng = stream(config.seed, Stream.COMPANION, tracklet.pid, tracklet.camera)
         centre = config.width * (0.5 + tracklet.companion_side * float(rng.uniform(0.55, 0.75)))
@@ -151,9 +201,19 @@ def _tracklet_background(world: World, tracklet: Tracklet, index: int) -> np.nda
     return background
 
 
-def _compose(world: World, camera_id: int, tracklet_light: float, background: np.ndarray,
-             identity: Identity, view: str, phase: float, placement: Placement,
-             rng: np.random.Generator, mask_key: tuple[int, ...], draw_person: bool = True) -> Frame:
+def _compose(
+    world: World,
+    camera_id: int,
+    tracklet_light: float,
+    background: np.ndarray,
+    identity: Identity,
+    view: str,
+    phase: float,
+    placement: Placement,
+    rng: np.random.Generator,
+    mask_key: tuple[int, ...],
+    draw_person: bool = True,
+) -> Frame:
     """Person over background, occluder over person, then light, resolution and sensor noise."""
     config = world.config
     camera = world.cameras[camera_id - 1]
@@ -172,8 +232,9 @@ def _compose(world: World, camera_id: int, tracklet_light: float, background: np
     image = image + 0.012 * rng.standard_normal(image.shape, dtype=np.float32)
     true_mask = person.alpha & ~occluder
     visible_parts = np.where(true_mask, person.parts, 0)
-    mask = degrade_mask(true_mask, visible_parts, config.mask_quality,
-                        stream(config.seed, Stream.MASK, *mask_key))
+    mask = degrade_mask(
+        true_mask, visible_parts, config.mask_quality, stream(config.seed, Stream.MASK, *mask_key)
+    )
     return Frame(to_uint8(image), background, person, occluder, true_mask, mask)
 
 
@@ -195,7 +256,9 @@ def _write_frame(root: Path, folder: str, name: ImageName, frame: Frame, quality
     """Plain writes: ``root`` is a private staging folder that is renamed into place as a whole."""
     (root / folder / f"{name.stem}.jpg").write_bytes(encode_jpeg(frame.image, quality))
     (root / "masks" / folder / f"{name.stem}.png").write_bytes(encode_mask_png(frame.mask))
-    (root / "true_masks" / folder / f"{name.stem}.png").write_bytes(encode_mask_png(frame.true_mask))
+    (root / "true_masks" / folder / f"{name.stem}.png").write_bytes(
+        encode_mask_png(frame.true_mask)
+    )
 
 
 def write_benchmark(world: World, root: Path) -> dict[str, int]:
@@ -220,16 +283,28 @@ def write_benchmark(world: World, root: Path) -> dict[str, int]:
             else:
                 folders = [(GALLERY_FOLDER, DETECTOR_BOX)]
             for folder, box in folders:
-                _write_frame(root, folder, ImageName(tracklet.pid, tracklet.camera, frame_number, box),
-                             frame, config.jpeg_quality)
+                _write_frame(
+                    root,
+                    folder,
+                    ImageName(tracklet.pid, tracklet.camera, frame_number, box),
+                    frame,
+                    config.jpeg_quality,
+                )
                 counts[folder] += 1
             if tracklet.test:
                 aligned = render_frame(world, tracklet, index, aligned=True)
-                _write_frame(root, GT_BBOX_FOLDER, ImageName(tracklet.pid, tracklet.camera, frame_number, HAND_BOX),
-                             aligned, config.jpeg_quality)
+                _write_frame(
+                    root,
+                    GT_BBOX_FOLDER,
+                    ImageName(tracklet.pid, tracklet.camera, frame_number, HAND_BOX),
+                    aligned,
+                    config.jpeg_quality,
+                )
                 counts[GT_BBOX_FOLDER] += 1
     for extra in plan_extras(config):
-        _write_frame(root, GALLERY_FOLDER, extra.name, render_extra(world, extra), config.jpeg_quality)
+        _write_frame(
+            root, GALLERY_FOLDER, extra.name, render_extra(world, extra), config.jpeg_quality
+        )
         counts[GALLERY_FOLDER] += 1
     return counts
 
@@ -244,18 +319,24 @@ def benchmark_meta(world: World, counts: dict[str, int]) -> dict:
         "config": asdict(world.config),
         "layout": "market1501",
         "image_size": [world.config.height, world.config.width],
-        "identities": {"train": [train[0], train[-1]], "test": [test[0], test[-1]],
-                       "distractor_pid": 0, "junk_pid": -1},
+        "identities": {
+            "train": [train[0], train[-1]],
+            "test": [test[0], test[-1]],
+            "distractor_pid": 0,
+            "junk_pid": -1,
+        },
         "images": counts,
         "tracklets": len(world.tracklets),
         "cameras": [asdict(camera) for camera in world.cameras],
-        "masks": "masks/<split>/<stem>.png: 8-bit, 255 = person; true masks degraded by mask_quality",
-        "true_masks": "true_masks/<split>/<stem>.png: the exact masks of the drawn (unoccluded) person",
+        "masks": "masks/<split>/<stem>.png: 8-bit, 255 = person; the true masks degraded by "
+        "mask_quality",
+        "true_masks": "true_masks/<split>/<stem>.png: the exact masks of the visible drawn person",
     }
 
 
-def generate_benchmark(out_dir: str | os.PathLike, config: SynthConfig | None = None, *,
-                       force: bool = False) -> Path:
+def generate_benchmark(
+    out_dir: str | os.PathLike, config: SynthConfig | None = None, *, force: bool = False
+) -> Path:
     """Write the benchmark for ``config`` to ``out_dir`` atomically and return its path.
 
     The whole tree is written to a temporary sibling folder and renamed into place, so a reader
@@ -266,7 +347,9 @@ def generate_benchmark(out_dir: str | os.PathLike, config: SynthConfig | None = 
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} is a file, not a folder: choose another --out")
     if out.is_dir() and any(out.iterdir()) and not force:
-        raise FileExistsError(f"{out} is not empty: choose an empty or new --out, or pass --force to replace it")
+        raise FileExistsError(
+            f"{out} is not empty: choose an empty or new --out, or pass --force to replace it"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:

@@ -150,6 +150,11 @@ def test_meta_records_every_parameter_seed_version_and_counts(benchmark):
     }
 
 
+def test_the_config_in_meta_rebuilds_the_same_config(benchmark):
+    meta = json.loads((benchmark / "meta.json").read_text())
+    assert SynthConfig(**meta["config"]) == TINY
+
+
 def test_the_mask_is_exactly_the_visible_drawn_person():
     world = build_world(tiny(occlusion=0.0, low_resolution=0.0))
     for tracklet in world.tracklets[:6]:

@@ -56,6 +56,10 @@ class SynthConfig:
     mask_quality: float = _dial(0.0, "mask degradation: 0 = true masks, 1 = a poor segmenter")
 
     def __post_init__(self) -> None:
+        for name in ("cameras_per_identity", "images_per_tracklet"):
+            value = getattr(self, name)
+            if isinstance(value, list):  # as read back from meta.json
+                object.__setattr__(self, name, tuple(value))
         self.validate()
 
     def validate(self) -> None:

@@ -151,7 +151,8 @@ def render_frame(
 
 
 def render_extra(world: World, extra: Extra) -> Frame:
-    """A distractor (a one-off passer-by) or a junk image (a test identity cut off by the box)."""
+    """A distractor (a one-off passer-by) or a junk image (a test identity cut off by the box:
+    its centre near a side edge, its feet up to 0.6 of the height below the bottom)."""
     config = world.config
     kind = Stream.DISTRACTOR if extra.name.pid == 0 else Stream.JUNK
     rng = stream(config.seed, kind, extra.index, 1)
@@ -167,7 +168,7 @@ def render_extra(world: World, extra: Extra) -> Frame:
         identity = world.identities[extra.source_pid]
         side = 1.0 if rng.random() < 0.5 else -1.0
         placement = Placement(
-            config.width * (0.5 + side * float(rng.uniform(0.55, 0.8))),
+            config.width * (0.5 + side * float(rng.uniform(0.3, 0.5))),
             config.height * float(rng.uniform(0.9, 1.6)),
             config.height * identity.height,
         )
@@ -179,7 +180,7 @@ def render_extra(world: World, extra: Extra) -> Frame:
         background,
         identity,
         view,
-        float(rng.uniform(0, 6.3)),
+        float(rng.uniform(0.0, 2.0 * np.pi)),
         placement,
         rng,
         mask_key=(int(kind), extra.index),

@@ -12,7 +12,9 @@ scores never depend on the order of the gallery.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,11 +63,14 @@ def match_ranks(distances: np.ndarray, valid: np.ndarray, positive: np.ndarray) 
     """
     counts = positive.sum(1)
     width = max(int(counts.max(initial=0)), 1)
-    valid_sorted = np.sort(np.where(valid, distances, np.inf), axis=1)
-    positive_distances = np.where(positive, distances, np.inf)
-    if width < positive_distances.shape[1]:
-        positive_distances = np.partition(positive_distances, width - 1, axis=1)[:, :width]
-    positive_sorted = torch.from_numpy(np.sort(positive_distances, axis=1))
+    valid_sorted = np.where(valid, distances, np.inf)
+    valid_sorted.sort(axis=1)
+    rows, cols = np.nonzero(positive)
+    slots = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+    positive_distances = np.full((len(distances), width), np.inf, dtype=distances.dtype)
+    positive_distances[rows, slots] = distances[rows, cols]
+    positive_distances.sort(axis=1)
+    positive_sorted = torch.from_numpy(positive_distances)
     # items at distance <= the k-th match: all valid ones, minus the true matches among them
     valid_up_to = torch.searchsorted(torch.from_numpy(valid_sorted), positive_sorted, right=True)
     matches_up_to = torch.searchsorted(positive_sorted, positive_sorted, right=True)
@@ -112,14 +117,15 @@ def evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids, *, max_rank: int 
     g_pids, g_camids = _as_numpy_ids(g_pids, "g_pids", num_g), _as_numpy_ids(g_camids, "g_camids", num_g)
     if gallery_mask is not None and np.shape(gallery_mask) != (num_q, num_g):
         raise ValueError(f"gallery_mask must have shape {(num_q, num_g)}, got {np.shape(gallery_mask)}")
-    chunk_size = chunk_size or max(1, 2**24 // max(num_g, 1))
+    chunk_size = chunk_size or max(1, min(2**23 // max(num_g, 1), -(-num_q // (os.cpu_count() or 1))))
     no_match_ids = [pid for pid in (junk_pid, distractor_pid) if pid is not None]
     query_can_match = ~np.isin(q_pids, no_match_ids)
     gallery_usable = g_pids != junk_pid if junk_pid is not None else np.ones(num_g, dtype=bool)
 
     first_rank = np.full(num_q, np.inf)
     ap, ap_trapezoid, inp = (np.full(num_q, np.nan) for _ in range(3))
-    for start in range(0, num_q, chunk_size):
+
+    def score_rows(start: int) -> None:
         rows = slice(start, min(start + chunk_size, num_q))
         distances = np.asarray(distmat[rows], dtype=np.float32)
         if not np.isfinite(distances).all():
@@ -135,6 +141,11 @@ def evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids, *, max_rank: int 
             row_ids = np.arange(rows.start, rows.stop)[found]
             first_rank[row_ids], ap[row_ids], ap_trapezoid[row_ids], inp[row_ids] = _scores_from_ranks(
                 ranks[found], counts[found])
+
+    # numpy sorts without the GIL: chunks run on the available cores
+    starts = range(0, num_q, chunk_size)
+    with ThreadPoolExecutor(max_workers=max(1, min(len(starts), os.cpu_count() or 1))) as pool:
+        list(pool.map(score_rows, starts))
     answered = np.isfinite(first_rank)
     if not answered.any():
         raise ValueError(f"none of the {num_q} queries has a true match in the gallery: "

@@ -130,20 +130,24 @@ def _kernel_weights(features: torch.Tensor, sq_norms: torch.Tensor, members: tor
     (Zhong et al., §3.3); d is the original distance divided by its row maximum."""
     n, width = members.shape
     present = members < n
-    weights = torch.empty(members.shape, dtype=torch.float32, device=features.device)
+    counts = present.sum(1)
+    weights = torch.zeros(members.shape, dtype=torch.float32, device=features.device)
+    # rows in order of set size, so that each chunk is only as wide as its largest set
+    order = torch.argsort(counts)
     chunk = max(1, 2**24 // (width * features.shape[1]))
     for start in range(0, n, chunk):
-        stop = min(start + chunk, n)
-        cols = members[start:stop].clamp(max=n - 1)
-        dot = torch.bmm(features[cols], features[start:stop, :, None])[..., 0]
+        rows = order[start:start + chunk]
+        used = max(int(counts[rows[-1]]), 1)
+        cols = members[rows, :used].clamp(max=n - 1)
+        dot = torch.bmm(features[cols], features[rows, :, None])[..., 0]
         if metric == "cosine":
             distance = (1.0 - dot).square_()
         else:
-            distance = (sq_norms[start:stop, None] + sq_norms[cols] - 2.0 * dot).clamp_(min=0.0)
+            distance = (sq_norms[rows, None] + sq_norms[cols] - 2.0 * dot).clamp_(min=0.0)
             if metric == "sqeuclidean":
                 distance.square_()
-        kernel = torch.exp(-distance / row_max[start:stop, None]) * present[start:stop]
-        weights[start:stop] = kernel / kernel.sum(1, keepdim=True)
+        kernel = torch.exp(-distance / row_max[rows, None]) * present[rows, :used]
+        weights[rows, :used] = kernel / kernel.sum(1, keepdim=True)
     return weights
 
 

@@ -19,7 +19,14 @@ from mpm.cli import main
 from mpm.data import load_dataset
 from mpm.data.synth_config import SynthConfig, dial_names
 from mpm.data.synth_nuisances import bleed, degrade_mask, drop_parts, punch_holes
-from mpm.data.synth_people import LIMBS, Part
+from mpm.data.synth_people import (
+    LIMBS,
+    Material,
+    Part,
+    Placement,
+    render_person,
+    sample_identity,
+)
 from mpm.data.synth_plan import FOLDERS, ImageName, stream
 from mpm.data.synthetic import build_world, generate_benchmark, render_frame
 
@@ -148,6 +155,60 @@ def test_meta_records_every_parameter_seed_version_and_counts(benchmark):
         "distractor_pid": 0,
         "junk_pid": -1,
     }
+
+
+def draw(view: str, phase: float = 0.0, height: float = 1.0, **attributes: object):
+    who = dataclasses.replace(sample_identity(stream(0, 9)), height=height, **attributes)
+    placement = Placement(32.0, 126.0, 110.0 * height)
+    return render_person(who, view, phase, placement, 128, 64, stream(0, 10))
+
+
+def test_the_person_mask_is_every_drawn_pixel():
+    for view in ("front", "back", "left", "right"):
+        layer = draw(view)
+        assert np.array_equal(layer.alpha, layer.material > 0)
+        drawn = set(np.unique(layer.parts).tolist())
+        if view in ("front", "back"):
+            assert drawn == set(range(7))
+        else:  # the far limbs may hide behind the near ones
+            assert {0, 1, 2, 4, 6} <= drawn
+        assert (layer.rgb[~layer.alpha] == 0).all()
+
+
+def test_a_backpack_shows_from_behind_and_the_side_but_only_straps_from_the_front():
+    materials = {v: draw(v, backpack=(0.9, 0.1, 0.1)).material for v in ("front", "back", "left")}
+    assert not (materials["front"] == Material.BACKPACK).any()
+    assert (materials["front"] == Material.STRAP).any()
+    assert (materials["back"] == Material.BACKPACK).sum() > 100
+    assert (materials["left"] == Material.BACKPACK).sum() > 50
+
+
+def test_a_print_shows_only_from_the_front_and_a_bag_from_front_and_side():
+    fronts = {v: draw(v, upper_pattern="print", bag=(0.1, 0.9, 0.1)).material for v in VIEW_NAMES}
+    assert [bool((fronts[v] == Material.PRINT).any()) for v in VIEW_NAMES] == [True, False, False]
+    assert (fronts["front"] == Material.BAG).any() and (fronts["left"] == Material.BAG).any()
+
+
+VIEW_NAMES = ("front", "back", "left")
+
+
+def test_walking_moves_the_legs_and_height_scales_the_person():
+    standing, striding = draw("right", phase=0.0), draw("right", phase=np.pi / 2)
+    legs = slice(70, 128)
+    assert not np.array_equal(standing.alpha[legs], striding.alpha[legs])
+    feet = slice(118, 128)
+    assert striding.alpha[feet].any(axis=0).sum() > standing.alpha[feet].any(axis=0).sum()
+    assert (
+        np.nonzero(striding.alpha.any(axis=1))[0][-1]
+        == np.nonzero(standing.alpha.any(axis=1))[0][-1]
+    )
+    rows = [np.nonzero(draw("front", height=h).alpha.any(axis=1))[0] for h in (0.9, 1.05)]
+    assert rows[1][0] < rows[0][0] and rows[0][-1] == rows[1][-1]
+
+
+def test_an_unknown_view_is_refused():
+    with pytest.raises(ValueError, match="view = 'top'"):
+        draw("top")
 
 
 def test_the_config_in_meta_rebuilds_the_same_config(benchmark):

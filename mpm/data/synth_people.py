@@ -123,10 +123,11 @@ class Placement:
 
 @dataclass(frozen=True)
 class PersonLayer:
-    """A drawn person: colours (H×W×3 floats in [0, 1]) and body-part labels (H×W uint8)."""
+    """A drawn person: colours (H×W×3 floats in [0, 1]); body parts and materials (H×W uint8)."""
 
     rgb: np.ndarray
     parts: np.ndarray
+    material: np.ndarray
 
     @property
     def alpha(self) -> np.ndarray:
@@ -185,10 +186,10 @@ def render_person(
         _draw_side(canvas, identity, phase)
     else:
         _draw_front_or_back(canvas, identity, phase, front=view == "front")
-    material = np.asarray(canvas.material)
-    parts = np.asarray(canvas.parts).copy()
+    material = np.array(canvas.material)
+    parts = np.array(canvas.parts)
     rgb = _colour_person(material, identity, canvas, view, rng)
-    return PersonLayer(rgb=rgb, parts=parts)
+    return PersonLayer(rgb=rgb, parts=parts, material=material)
 
 
 class _Canvas:
@@ -255,6 +256,12 @@ def _segment_end(start: tuple[float, float], angle: float, length: float) -> tup
 
 
 _HIP_Y, _SHOULDER_Y, _FEET_Y = 0.5, 0.16, 0.975
+_THIGH, _SHIN = 0.23, _FEET_Y - _HIP_Y - 0.26
+
+
+def _ankle_y(thigh_angle: float, shin_angle: float) -> float:
+    """Height (person units from the head top) of the ankle of a leg at these angles."""
+    return _HIP_Y + _THIGH * math.cos(thigh_angle) + _SHIN * math.cos(shin_angle)
 
 
 def _draw_leg(
@@ -266,8 +273,8 @@ def _draw_leg(
     part: Part,
     width: float,
 ) -> None:
-    knee = _segment_end(hip, thigh_angle, 0.23)
-    ankle = _segment_end(knee, shin_angle, _FEET_Y - _HIP_Y - 0.26)
+    knee = _segment_end(hip, thigh_angle, _THIGH)
+    ankle = _segment_end(knee, shin_angle, _SHIN)
     thigh_material = Material.SKIN if who.lower_style == "skirt" else Material.LOWER
     shin_material = Material.LOWER if who.lower_style == "trousers" else Material.SKIN
     canvas.limb(hip, knee, width, width * 0.85, thigh_material, part)
@@ -432,20 +439,16 @@ def _draw_front_or_back(canvas: _Canvas, who: Identity, phase: float, front: boo
 
 def _draw_side(canvas: _Canvas, who: Identity, phase: float) -> None:
     """Side view facing +x (mirrored for "left"): scissoring legs and arms, accessories in
-    profile."""
+    profile. The body drops as the legs spread, so that the lower foot stays on the ground."""
     swing = math.sin(phase)
     depth = 0.075 * who.build
     leg_width, arm_width = 0.095 * who.build, 0.06 * who.build
+    far_leg = (-0.4 * swing, -0.4 * swing - 0.15 * max(0.0, swing))
+    near_leg = (0.4 * swing, 0.4 * swing - 0.15 * max(0.0, -swing))
+    lowest_ankle = max(_ankle_y(*far_leg), _ankle_y(*near_leg))
+    canvas.top += (_FEET_Y - lowest_ankle) * canvas.unit
     _draw_arm(canvas, who, (0.0, _SHOULDER_Y + 0.02), 0.4 * swing, 0.3, Part.LEFT_ARM, arm_width)
-    _draw_leg(
-        canvas,
-        who,
-        (0.0, _HIP_Y),
-        -0.4 * swing,
-        -0.4 * swing - 0.15 * max(0.0, swing),
-        Part.LEFT_LEG,
-        leg_width,
-    )
+    _draw_leg(canvas, who, (0.0, _HIP_Y), *far_leg, Part.LEFT_LEG, leg_width)
     _draw_long_hair(canvas, who, 0.035)
     if who.backpack is not None:
         canvas.polygon(
@@ -458,15 +461,7 @@ def _draw_side(canvas: _Canvas, who: Identity, phase: float) -> None:
             Material.BACKPACK,
             Part.TORSO,
         )
-    _draw_leg(
-        canvas,
-        who,
-        (0.0, _HIP_Y),
-        0.4 * swing,
-        0.4 * swing - 0.15 * max(0.0, -swing),
-        Part.RIGHT_LEG,
-        leg_width,
-    )
+    _draw_leg(canvas, who, (0.0, _HIP_Y), *near_leg, Part.RIGHT_LEG, leg_width)
     _pelvis_and_skirt(canvas, who, depth * 0.9)
     _torso(canvas, depth, depth * 0.9)
     if who.backpack is not None:

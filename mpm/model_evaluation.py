@@ -1,47 +1,51 @@
-"""Evaluate a trained network on a dataset's query and gallery: features in, the results record out."""
+"""Evaluate a trained network on a dataset: features of query, gallery (and gt_bbox) → the
+evaluation package's record of SQ, MQ, SQ+RR and MQ+RR under the Market-1501 protocol."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import torch
+from torch.utils.data import DataLoader
 
 from mpm.config import ExperimentConfig
-from mpm.data import DatasetSplits
-from mpm.evaluation.distance import pairwise_distance
-from mpm.evaluation.ranking import RankResult, evaluate_rank
-from mpm.evaluation.rerank import k_reciprocal_rerank
+from mpm.data import DatasetSplits, ReIDDataset, build_transforms
+from mpm.evaluation import FeatureSet, evaluate_all, extract_features, format_table
 from mpm.model import MPMNet
-from mpm.training import split_features
+
+EVAL_BATCH_SIZE = 128
 
 
-def _scores(result: RankResult) -> dict[str, float]:
-    return {
-        "R1": 100 * float(result.cmc[0]),
-        "R5": 100 * float(result.cmc[4]),
-        "R10": 100 * float(result.cmc[9]),
-        "mAP": 100 * result.mean_ap,
-        "mINP": 100 * result.mean_inp,
-        "skipped_queries": result.num_skipped,
-    }
+def split_features(model: MPMNet, config: ExperimentConfig, splits: DatasetSplits, split: str,
+                   device: torch.device) -> FeatureSet:
+    """Retrieval features (H concatenated) of ``splits.<split>`` ("query", "gallery", "gt_bbox")."""
+    dataset = ReIDDataset(getattr(splits, split), splits.root,
+                          build_transforms(config.height, config.width, train=False),
+                          use_masks=config.mask_mode != "none")
+    loader = DataLoader(dataset, batch_size=EVAL_BATCH_SIZE, shuffle=False, num_workers=0,
+                        generator=torch.Generator())
+    return extract_features(model.embed, loader, device=device)
 
 
 def evaluate_model(model: MPMNet, config: ExperimentConfig, splits: DatasetSplits,
                    device: torch.device) -> dict[str, Any]:
-    """SQ and SQ+RR scores (percent) of ``model`` on ``splits`` under the Market-1501 protocol."""
+    """The `mpm.evaluation.evaluate_all` record of ``model`` on ``splits`` (scores in [0, 1]).
+
+    Multi-query pools each query identity's images in the query camera from ``gt_bbox`` when the
+    dataset has it, else from the query set (SPEC §8).
+    """
+    model.eval()
     query = split_features(model, config, splits, "query", device)
     gallery = split_features(model, config, splits, "gallery", device)
-    ids = (query.pids, gallery.pids, query.camids, gallery.camids)
-    plain = evaluate_rank(pairwise_distance(query.features, gallery.features), *ids)
-    reranked = evaluate_rank(k_reciprocal_rerank(query.features, gallery.features), *ids)
-    return {"SQ": _scores(plain), "SQ+RR": _scores(reranked)}
+    pool: dict[str, Any] = {"mq_source": "query"}
+    if splits.gt_bbox:
+        gt_bbox = split_features(model, config, splits, "gt_bbox", device)
+        pool = {"mq_feats": gt_bbox.features, "mq_pids": gt_bbox.pids, "mq_camids": gt_bbox.camids,
+                "mq_source": "gt_bbox"}
+    return evaluate_all(query.features, gallery.features, query.pids, gallery.pids, query.camids,
+                        gallery.camids, **pool)
 
 
 def metrics_table(metrics: dict[str, Any]) -> str:
-    """A fixed-width text table of the protocols in ``metrics`` (rows) and their scores (columns)."""
-    columns = ("R1", "R5", "R10", "mAP", "mINP")
-    protocols = [name for name in ("SQ", "MQ", "SQ+RR", "MQ+RR") if name in metrics]
-    lines = [f"{'protocol':<8}" + "".join(f"{c:>8}" for c in columns)]
-    for name in protocols:
-        lines.append(f"{name:<8}" + "".join(f"{metrics[name][c]:>8.2f}" for c in columns))
-    return "\n".join(lines)
+    """The text table (percentages) of an `evaluate_model` record."""
+    return format_table(metrics)

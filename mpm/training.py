@@ -139,8 +139,7 @@ def barrier(runtime: Runtime) -> None:
 
 def derive_seed(*parts: int) -> int:
     """A 63-bit seed that depends on every part (e.g. seed, stage, epoch, rank)."""
-    return int(np.random.SeedSequence(list(parts)).generate_state(2, dtype=np.uint32).astype(np.uint64)
-               .dot([1, 2**32]) % 2**63)
+    return int(np.random.SeedSequence(list(parts)).generate_state(1, dtype=np.uint64)[0]) % 2**63
 
 
 def seed_everything(seed: int) -> None:
@@ -528,25 +527,3 @@ def build_model(config: ExperimentConfig, num_classes: int) -> MPMNet:
     )
 
 
-
-# --- evaluation --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SplitFeatures:
-    """Retrieval features of one split with the identities and cameras of its images."""
-
-    features: torch.Tensor
-    pids: torch.Tensor
-    camids: torch.Tensor
-
-
-def split_features(model: MPMNet, config: ExperimentConfig, splits: DatasetSplits, split: str,
-                   device: torch.device, batch_size: int = 128) -> SplitFeatures:
-    """Features of ``splits.<split>`` ("query", "gallery" or "gt_bbox") at the config's image size."""
-    records = getattr(splits, split)
-    dataset = ReIDDataset(records, splits.root, build_transforms(config.height, config.width, train=False),
-                          use_masks=config.mask_mode != "none")
-    runtime = Runtime(device=device)
-    amp = config.amp and device.type == "cuda"
-    features, _ = extract_features(model, dataset, range(len(dataset)), batch_size, runtime, amp=amp)
-    return SplitFeatures(features,
-                         torch.as_tensor([r.pid for r in records]), torch.as_tensor([r.camid for r in records]))

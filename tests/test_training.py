@@ -97,8 +97,8 @@ def test_smoke_run_writes_a_complete_record(reference, smoke):
     assert [(row["stage"], row["epoch"]) for row in reference.history] == [(1, 1), (1, 2), (2, 1), (3, 1)]
     assert reference.history[2]["lr_backbone"] is None and reference.history[2]["lr_classifiers"] == 0.001
     assert reference.history[3]["triplet_loss"] > 0
-    for protocol in ("SQ", "SQ+RR"):
-        assert 0 <= reference.metrics[protocol]["mAP"] <= 100
+    for protocol in ("SQ", "MQ", "SQ+RR", "MQ+RR"):
+        assert 0 <= reference.metrics["results"][protocol]["mAP"] <= 1
     assert reference.env["seed"] == smoke.seed
     final = checkpoints.load_checkpoint(reference.path.parents[1] / "cache" / smoke.hash / checkpoints.FINAL_NAME)
     assert final["num_classes"] == 8

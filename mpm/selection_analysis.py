@@ -1,0 +1,82 @@
+"""What a triplet selector picks: distances and mask intersections of the chosen pairs, fallback
+counts, and how often Algorithm 1's mask step (step 3) changes the choice.
+
+Works on any features (a model's, or training-free colour histograms) and on the selectors'
+:class:`~mpm.mining.TripletSelection`; the distances are recomputed from the features, so the
+random selector, which carries none, is measured the same way as the others.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import Tensor
+
+from mpm.data import ImageRecord, mask_path, read_mask
+from mpm.mining import TripletSelection
+
+
+def read_masks(records: Sequence[ImageRecord], root: str | os.PathLike) -> Tensor:
+    """The masks models read (``<root>/masks/<split>/<stem>.png``) of ``records``, N×H×W bool."""
+    return torch.stack([read_mask(mask_path(Path(root), r.split, r.stem)).bool() for r in records])
+
+
+def pair_distances(features: Tensor, anchors: Tensor, others: Tensor) -> Tensor:
+    """Euclidean distance (float64) between ``features[anchors[i]]`` and ``features[others[i]]``."""
+    vectors = features.to(torch.float64)
+    return (vectors[anchors] - vectors[others]).norm(dim=1)
+
+
+def mask_intersections(masks: Tensor, anchors: Tensor, others: Tensor) -> Tensor:
+    """m(a, x) = Σ mask_a ∘ mask_x (Algorithm 1, step 3) for each pair, as pixel counts."""
+    flat = masks.flatten(1).bool()
+    return (flat[anchors] & flat[others]).sum(dim=1)
+
+
+def distance_gaps(selection: TripletSelection, features: Tensor) -> Tensor:
+    """d_an − d_ap per triplet; negative when the negative is closer than the positive."""
+    return (pair_distances(features, selection.anchors, selection.negatives)
+            - pair_distances(features, selection.anchors, selection.positives))
+
+
+def selection_summary(selections: Mapping[str, TripletSelection], features: Tensor, masks: Tensor
+                      ) -> pd.DataFrame:
+    """One row per selector: triplet and fallback counts, mean d_ap, d_an and d_an − d_ap, the
+    share of triplets with d_an < d_ap, and the mean mask intersections m(a, p), m(a, n) as a
+    share (%) of the mask's pixels."""
+    pixels = masks[0].numel()
+    rows = {}
+    for name, selection in selections.items():
+        d_ap = pair_distances(features, selection.anchors, selection.positives)
+        d_an = pair_distances(features, selection.anchors, selection.negatives)
+        m_ap = mask_intersections(masks, selection.anchors, selection.positives)
+        m_an = mask_intersections(masks, selection.anchors, selection.negatives)
+        rows[name] = {
+            "triplets": len(selection),
+            "P empty (fallback)": selection.positive_fallbacks,
+            "N empty (fallback)": selection.negative_fallbacks,
+            "own positive": selection.self_positives,
+            "mean d_ap": d_ap.mean().item(),
+            "mean d_an": d_an.mean().item(),
+            "mean d_an - d_ap": (d_an - d_ap).mean().item(),
+            "d_an < d_ap (%)": 100 * (d_an < d_ap).double().mean().item(),
+            "m(a, p) (% of pixels)": 100 * m_ap.double().mean().item() / pixels,
+            "m(a, n) (% of pixels)": 100 * m_an.double().mean().item() / pixels,
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def choice_changes(first: TripletSelection, second: TripletSelection) -> dict[str, float]:
+    """The share (%) of anchors whose positive, negative, or either differs between two
+    selections of the same set."""
+    if not torch.equal(first.anchors, second.anchors):
+        raise ValueError("the two selections must have the same anchors (select on the same set)")
+    positive = first.positives != second.positives
+    negative = first.negatives != second.negatives
+    return {"positive changed (%)": 100 * positive.double().mean().item(),
+            "negative changed (%)": 100 * negative.double().mean().item(),
+            "either changed (%)": 100 * (positive | negative).double().mean().item()}

@@ -1,0 +1,101 @@
+"""Selection analysis: chosen-pair distances, mask intersections, summaries and choice changes."""
+
+from io import BytesIO
+
+import pytest
+import torch
+from PIL import Image
+
+from mpm.data import ImageRecord
+from mpm.io import write_bytes_atomic
+from mpm.mining import TripletSelection, mask_guided_trihard
+from mpm.selection_analysis import (
+    choice_changes,
+    distance_gaps,
+    mask_intersections,
+    pair_distances,
+    read_masks,
+    selection_summary,
+)
+
+# Four images on a line: features 0, 3, 4, 10 (1-D); masks of 2×2 pixels.
+FEATURES = torch.tensor([[0.0], [3.0], [4.0], [10.0]])
+MASKS = torch.tensor([[[1, 1], [1, 1]], [[1, 1], [0, 0]],
+                      [[0, 0], [0, 1]], [[1, 0], [1, 0]]]).bool()
+
+
+def selection(positives, negatives, fallbacks=(0, 0, 0)) -> TripletSelection:
+    return TripletSelection(anchors=torch.arange(4), positives=torch.tensor(positives),
+                            negatives=torch.tensor(negatives), positive_fallbacks=fallbacks[0],
+                            negative_fallbacks=fallbacks[1], self_positives=fallbacks[2])
+
+
+def test_pair_distances_and_gaps_from_the_features():
+    chosen = selection([1, 0, 3, 2], [2, 3, 0, 0])
+    d_ap = pair_distances(FEATURES, chosen.anchors, chosen.positives)
+    assert d_ap.tolist() == [3.0, 3.0, 6.0, 6.0]
+    # d_an: |0-4|, |3-10|, |4-0|, |10-0| → 4, 7, 4, 10
+    assert distance_gaps(chosen, FEATURES).tolist() == [1.0, 4.0, -2.0, 4.0]
+
+
+def test_mask_intersections_count_common_person_pixels():
+    anchors, others = torch.tensor([0, 0, 1, 2]), torch.tensor([1, 3, 3, 3])
+    assert mask_intersections(MASKS, anchors, others).tolist() == [2, 2, 1, 0]
+
+
+def test_summary_of_one_selector():
+    chosen = selection([1, 0, 3, 2], [2, 3, 0, 0], fallbacks=(1, 2, 0))
+    row = selection_summary({"s": chosen}, FEATURES, MASKS).loc["s"]
+    assert row["triplets"] == 4
+    assert row["P empty (fallback)"] == 1 and row["N empty (fallback)"] == 2
+    assert row["mean d_ap"] == 4.5 and row["mean d_an"] == 6.25 and row["mean d_an - d_ap"] == 1.75
+    assert row["d_an < d_ap (%)"] == 25.0
+    # m(a, p): m(0,1)=2, m(1,0)=2, m(2,3)=0, m(3,2)=0 → 1 of 4 pixels on average
+    assert row["m(a, p) (% of pixels)"] == 25.0
+    # m(a, n): m(0,2)=1, m(1,3)=1, m(2,0)=1, m(3,0)=2 → 1.25 of 4 pixels
+    assert row["m(a, n) (% of pixels)"] == 31.25
+
+
+def test_choice_changes_count_anchors_not_pairs():
+    first = selection([1, 0, 3, 2], [2, 3, 0, 0])
+    second = selection([1, 0, 3, 1], [2, 2, 0, 1])
+    assert choice_changes(first, second) == {"positive changed (%)": 25.0,
+                                             "negative changed (%)": 50.0,
+                                             "either changed (%)": 50.0}
+
+
+def test_choice_changes_refuses_selections_of_different_sets():
+    other = TripletSelection(anchors=torch.arange(3), positives=torch.zeros(3),
+                             negatives=torch.zeros(3), positive_fallbacks=0, negative_fallbacks=0)
+    with pytest.raises(ValueError, match="same anchors"):
+        choice_changes(selection([1, 0, 3, 2], [2, 3, 0, 0]), other)
+
+
+def test_mask_step_switched_off_changes_the_choice_where_overlap_disagrees_with_distance():
+    # Anchor 0 (camera 0, identity 0) has positives 1, 2 (camera 1) and negatives 3, 4 (camera 0).
+    features = torch.tensor([[0.0], [5.0], [4.0], [1.0], [4.5], [9.0]])
+    pids, camids = torch.tensor([0, 0, 0, 1, 1, 1]), torch.tensor([0, 1, 1, 0, 0, 1])
+    masks = torch.zeros(6, 1, 4, dtype=torch.bool)
+    masks[:, 0, :2] = True
+    masks[2, 0, 2:] = True  # positive 2 overlaps the anchor more than positive 1 does ...
+    masks[1, 0, :] = False  # ... which does not overlap it at all
+    with_mask = mask_guided_trihard(features, pids, camids, masks, num_distance=2, num_mask=1)
+    distance_only = mask_guided_trihard(features, pids, camids, masks, num_distance=2, num_mask=2)
+    # distance only, |d_an - d_ap| of (p, n): (1,3) 4, (1,4) 0.5, (2,3) 3, (2,4) 0.5 → (1, 4)
+    assert (distance_only.positives[0].item(), distance_only.negatives[0].item()) == (1, 4)
+    assert with_mask.positives[0].item() == 2
+    assert choice_changes(with_mask, distance_only)["positive changed (%)"] > 0
+
+
+def test_read_masks_reads_the_masks_folder(tmp_path):
+    pixels = Image.new("L", (2, 3))
+    pixels.putpixel((1, 2), 255)
+    buffer = BytesIO()
+    pixels.save(buffer, format="PNG")
+    write_bytes_atomic(tmp_path / "masks" / "bounding_box_train" / "0001_c1s1_000001_00.png",
+                       buffer.getvalue())
+    record = ImageRecord(path=tmp_path / "bounding_box_train" / "0001_c1s1_000001_00.jpg", pid=1,
+                         camid=1, split="bounding_box_train")
+    masks = read_masks([record], tmp_path)
+    assert masks.shape == (1, 3, 2) and masks.dtype == torch.bool
+    assert masks.sum().item() == 1 and masks[0, 2, 1].item()

@@ -113,7 +113,9 @@ def _prepare(task: str, workdir: Path, peer: dict[str, str]):
     keep = data["g_pids"] != -1 if task != "ours-eval-junk" else np.ones(len(data["g_pids"]), dtype=bool)
     g_pids, g_cams, q_pids, q_cams = data["g_pids"][keep], data["g_cams"][keep], data["q_pids"], data["q_cams"]
     if task in ("ours-eval", "ours-eval-junk", "peer-eval"):
-        distmat = np.ascontiguousarray(np.load(workdir / "distmat.npy")[:, keep])
+        distmat = np.load(workdir / "distmat.npy")
+        if not keep.all():
+            distmat = np.ascontiguousarray(distmat[:, keep])
         if task == "peer-eval":
             rank = load_module("peer_rank", Path(peer["rank"]))
             return lambda: dict(zip(("cmc", "mAP"), rank.evaluate_rank(distmat, q_pids, g_pids, q_cams, g_cams,
@@ -207,11 +209,12 @@ def main() -> int:
         np.save(workdir / "distmat.npy", distmat)
         del distmat
         ours_eval = run_side("ours-eval", workdir, peer)
-        with_junk = run_side("ours-eval-junk", workdir, peer)
-        print(f"ours with junk excluded by the evaluator: R1 {with_junk['cmc'][0]:.4f} mAP {float(with_junk['mAP']):.4f}"
-              f" in {with_junk['seconds']:.2f} s")
+        if (data["g_pids"] == -1).any():
+            with_junk = run_side("ours-eval-junk", workdir, peer)
+            print(f"ours, junk left to the evaluator: R1 {with_junk['cmc'][0]:.4f} mAP {float(with_junk['mAP']):.4f}"
+                  f" in {with_junk['seconds']:.2f} s")
         peer_eval = run_side("peer-eval", workdir, peer) if peer else None
-        show("evaluation (no junk)", ours_eval, peer_eval)
+        show("evaluation (no junk)" if (data["g_pids"] == -1).any() else "evaluation", ours_eval, peer_eval)
         print(f"{'':<22} ours R1 {ours_eval['cmc'][0]:.4f} mAP {float(ours_eval['mAP']):.6f}")
         if peer_eval is not None:
             print(f"{'':<22} agreement: max |CMC diff| {np.abs(ours_eval['cmc'] - peer_eval['cmc']).max():.1e}, "

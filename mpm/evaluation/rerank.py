@@ -225,7 +225,7 @@ def _jaccard_chunks(weights: SparseRows, num_query: int, num_gallery: int, pair_
 
 
 def k_reciprocal_rerank(query_feats: torch.Tensor, gallery_feats: torch.Tensor, *, k1: int = 20, k2: int = 6,
-                        lambda_value: float = 0.3, metric: str = "euclidean", block_size: int = 2048,
+                        lambda_value: float = 0.3, metric: str = "euclidean", block_size: int = 4096,
                         device: torch.device | str | None = None) -> torch.Tensor:
     """Re-ranked query × gallery distances (float32, on the CPU).
 

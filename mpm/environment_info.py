@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import subprocess
 from importlib import metadata
@@ -51,8 +52,27 @@ def describe_device(device: torch.device) -> str:
     return f"cpu ({processor}, {torch.get_num_threads()} threads)"
 
 
-def collect(device: torch.device, seed: int, world_size: int = 1) -> dict[str, Any]:
-    """The ``env.json`` content of a run on ``device`` with ``seed`` over ``world_size`` processes."""
+def dataset_fingerprint(splits: Any) -> dict[str, Any]:
+    """Which data a run saw: the image count of each split and a SHA-256 over every image's split,
+    file name and size (plus ``meta.json`` of a generated benchmark), so a regenerated or edited
+    dataset is told apart from the one a record was made on."""
+    digest = hashlib.sha256()
+    counts = {}
+    for split in ("train", "query", "gallery", "gt_bbox"):
+        records = getattr(splits, split)
+        counts[split] = len(records)
+        for record in records:
+            digest.update(f"{split}/{record.path.name}/{record.path.stat().st_size}\n".encode())
+    meta = Path(splits.root) / "meta.json"
+    if meta.is_file():
+        digest.update(meta.read_bytes())
+    return {"name": splits.name, "root": str(splits.root), "images": counts, "sha256": digest.hexdigest()}
+
+
+def collect(device: torch.device, seed: int, world_size: int = 1, dataset: dict[str, Any] | None = None
+            ) -> dict[str, Any]:
+    """The ``env.json`` content of a run on ``device`` with ``seed`` over ``world_size`` processes
+    (with the `dataset_fingerprint` when given)."""
     return {
         "git": git_state(),
         "python": platform.python_version(),
@@ -63,4 +83,5 @@ def collect(device: torch.device, seed: int, world_size: int = 1) -> dict[str, A
         "device_name": describe_device(device),
         "world_size": world_size,
         "seed": seed,
+        "dataset": dataset,
     }

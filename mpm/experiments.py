@@ -112,7 +112,8 @@ def run(
     if runtime.is_main:
         metrics = evaluate_model(outcome.model, config, splits, runtime.device)
         metrics["num_classes"] = outcome.num_classes
-        env = environment_info.collect(runtime.device, config.seed, runtime.world_size)
+        env = environment_info.collect(runtime.device, config.seed, runtime.world_size,
+                                       environment_info.dataset_fingerprint(splits))
         save_torch_atomic({"config": config.to_dict(), "num_classes": outcome.num_classes,
                            "model": outcome.model.state_dict()}, checkpoints / FINAL_NAME)
         write_record(folder.parent, config, metrics, outcome.history, env)

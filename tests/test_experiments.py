@@ -198,5 +198,5 @@ def test_environment_record_names_code_packages_device_and_seed():
     env = collect(torch.device("cpu"), seed=7)
     assert env["seed"] == 7 and env["device"] == "cpu" and env["world_size"] == 1
     assert env["packages"]["torch"] == torch.__version__.split("+")[0]
-    assert set(env["git"]) == {"commit", "dirty"}
+    assert set(env["git"]) == {"commit", "dirty"} and env["dataset"] is None
     json.dumps(env)

@@ -196,3 +196,10 @@ def test_eval_command_reevaluates_a_finished_run(reference, capsys):
     written = json.loads(out.read_text())
     assert written["metrics"]["results"] == reference.metrics["results"]
     assert written["config_hash"] == reference.config.hash
+
+
+def test_the_record_fingerprints_the_dataset(reference, benchmark):
+    fingerprint = reference.env["dataset"]
+    assert fingerprint["images"] == {"train": 72, "query": 6, "gallery": 48, "gt_bbox": 0}
+    assert fingerprint["root"] == str(benchmark)
+    assert len(fingerprint["sha256"]) == 64

@@ -228,6 +228,10 @@ def main() -> int:
                   f"off by more than 1e-5: {int((np.abs(ours_rr['dist'] - peer_rr['dist']) > 1e-5).any(1).sum())}")
         elif not args.msmt:
             compare_with_transcription(data)
+        if not args.msmt:
+            print(f"targets: evaluation <= 2 s ({'met' if ours_eval['seconds'] <= 2 else 'missed'}), re-ranking <= 15 s "
+                  f"({'met' if ours_rr['seconds'] <= 15 else 'missed'}) and <= 2 GB peak "
+                  f"({'met' if ours_rr['peak_gb'] <= 2 else 'missed'}) on this machine under its current load")
     return 0
 
 

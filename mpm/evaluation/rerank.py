@@ -34,9 +34,13 @@ class SparseRows:
 
 def _original_distance(x: torch.Tensor, y: torch.Tensor, x_sq: torch.Tensor, y_sq: torch.Tensor,
                        metric: str) -> torch.Tensor:
-    """The squared feature distance, which the algorithm uses as its original distance."""
+    """The squared feature distance, which the algorithm uses as its original distance.
+
+    Squared Euclidean distances are not clamped at 0 here: rounding can leave a near-duplicate pair
+    slightly negative, which ranks it where a clamped 0 ties; the stored values are clamped.
+    """
     if metric == "euclidean":
-        return torch.addmm(y_sq[None, :], x, y.T, alpha=-2.0).add_(x_sq[:, None]).clamp_(min=0.0)
+        return torch.addmm(y_sq[None, :], x, y.T, alpha=-2.0).add_(x_sq[:, None])
     return distance_block(x, y, x_sq, y_sq, metric).square_()
 
 
@@ -64,11 +68,11 @@ class _NeighbourPass:
                                        self.sq_norms[j0:j1], self.metric)
                 self._absorb(d, i0, j0)
                 if j0 != i0:
-                    self._absorb(d.T, j0, i0)
+                    self._absorb(d.T.contiguous(), j0, i0)
 
     def _absorb(self, d: torch.Tensor, r0: int, c0: int) -> None:
         rows = slice(r0, r0 + d.shape[0])
-        torch.maximum(self.row_max[rows], d.max(1).values, out=self.row_max[rows])
+        torch.maximum(self.row_max[rows], d.amax(1), out=self.row_max[rows])
         k = min(self.width, d.shape[1])
         values, indices = torch.topk(d, k, dim=1, largest=False, sorted=False)
         merged_values = torch.cat([self.top_values[rows], values], 1)
@@ -78,7 +82,7 @@ class _NeighbourPass:
         self.top_indices[rows] = torch.gather(merged_indices, 1, best)
         q_end, g_start = min(r0 + d.shape[0], self.num_query), max(c0, self.num_query)
         if r0 < q_end and g_start < c0 + d.shape[1]:
-            block = d[: q_end - r0, g_start - c0:]
+            block = d[: q_end - r0, g_start - c0:].clamp(min=0.0)
             self.query_gallery[r0:q_end, g_start - self.num_query: c0 + d.shape[1] - self.num_query] = block.cpu()
 
 

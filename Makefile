@@ -16,7 +16,12 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-book: $(STAMP)
+BENCHMARK := data/synthetic/meta.json
+
+$(BENCHMARK): | $(STAMP)
+	$(BIN)/mpm synth --out data/synthetic
+
+book: $(STAMP) $(BENCHMARK)
 	$(BIN)/jupyter-book build . --config _config.yml --toc book/_toc.yml --warningiserror --keep-going
 
 benchmarks: $(STAMP)

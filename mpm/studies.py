@@ -10,6 +10,7 @@ everything already stored is served from ``results/``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -113,10 +114,25 @@ def unique_configs(runs: Iterable[PlannedRun]) -> list[ExperimentConfig]:
 
 
 def results_folder(config: ExperimentConfig, results_root: str | os.PathLike | None = None) -> Path:
-    """Where ``config``'s record lives: ``<results_root>/<run name>`` (default: the project's store)."""
+    """Where ``config``'s record lives (default store: the project's ``results/runs``).
+
+    ``<results_root>/<run name>``, or else any finished folder there whose record carries the
+    config's hash (a run trained under a ``name``, e.g. from ``configs/``).
+    """
     from mpm.experiments import default_results_root
 
-    return Path(results_root or default_results_root()) / config.run_name
+    root = Path(results_root or default_results_root())
+    folder = root / config.run_name
+    if is_complete(folder) or not root.is_dir():
+        return folder
+    for candidate in sorted(root.iterdir()):
+        if is_complete(candidate) and _stored_hash(candidate) == config.hash:
+            return candidate
+    return folder
+
+
+def _stored_hash(folder: Path) -> str | None:
+    return json.loads((folder / "metrics.json").read_text(encoding="utf-8")).get("config_hash")
 
 
 def is_stored(config: ExperimentConfig, results_root: str | os.PathLike | None = None) -> bool:
@@ -151,7 +167,7 @@ def results_table(name: str, base: str | ExperimentConfig = "cpu", seeds: Sequen
     for planned in plan([name], base, seeds):
         folder = results_folder(planned.config, results_root)
         row: dict[str, Any] = {"setting": planned.setting.label, "seed": planned.seed,
-                               "stored": is_complete(folder), "run": planned.config.run_name}
+                               "stored": is_complete(folder), "run": folder.name}
         if row["stored"]:
             record = read_record(folder)
             for mode in MODES:

@@ -82,3 +82,12 @@ def test_run_study_trains_only_what_is_missing(tmp_path, monkeypatch):
 def test_unknown_study_is_refused():
     with pytest.raises(ValueError, match="unknown study 'table9'; choose one of"):
         study_settings("table9")
+
+
+def test_a_run_stored_under_a_name_is_found_by_its_hash(tmp_path):
+    planned = plan(["selection"], "smoke", seeds=(0,))[2]
+    named = dataclasses.replace(planned.config, name="my-full-model")
+    write_record(tmp_path, named, fake_metrics(0.5, 0.25), [], {})
+    table = results_table("selection", "smoke", seeds=(0,), results_root=tmp_path)
+    assert table["stored"].tolist() == [False, False, True]
+    assert table.loc[2, "SQ mAP"] == 25.0

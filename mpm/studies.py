@@ -142,13 +142,20 @@ def is_stored(config: ExperimentConfig, results_root: str | os.PathLike | None =
 
 def run_study(names: Iterable[str], base: str | ExperimentConfig = "cpu",
               seeds: Sequence[int] = DEFAULT_SEEDS, max_runs: int | None = None,
-              progress: bool = False, results_root: str | os.PathLike | None = None
-              ) -> list[ExperimentConfig]:
-    """Train the missing runs of studies ``names`` (at most ``max_runs``); returns those trained."""
+              progress: bool = False, results_root: str | os.PathLike | None = None,
+              shard: tuple[int, int] = (0, 1)) -> list[ExperimentConfig]:
+    """Train the missing runs of studies ``names`` (at most ``max_runs``); returns those trained.
+
+    ``shard=(k, n)`` takes only every n-th distinct run starting at the k-th, so n processes
+    with k = 0..n-1 share the work without training anything twice.
+    """
     from mpm.experiments import run
 
-    missing = [config for config in unique_configs(plan(names, base, seeds))
-               if not is_stored(config, results_root)]
+    index, count = shard
+    if not 0 <= index < count:
+        raise ValueError(f"shard {index}/{count} is not valid; use K/N with 0 <= K < N, e.g. 0/2 and 1/2")
+    configs = unique_configs(plan(names, base, seeds))[index::count]
+    missing = [config for config in configs if not is_stored(config, results_root)]
     trained = []
     for config in missing[:max_runs]:
         run(config, progress=progress, results_root=results_root)

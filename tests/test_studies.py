@@ -91,3 +91,15 @@ def test_a_run_stored_under_a_name_is_found_by_its_hash(tmp_path):
     table = results_table("selection", "smoke", seeds=(0,), results_root=tmp_path)
     assert table["stored"].tolist() == [False, False, True]
     assert table.loc[2, "SQ mAP"] == 25.0
+
+
+def test_shards_split_the_runs_without_overlap(tmp_path, monkeypatch):
+    trained = []
+    monkeypatch.setattr("mpm.experiments.run", lambda config, **kwargs: trained.append(config.hash))
+    first = run_study(["parts"], "smoke", seeds=(0,), shard=(0, 2), results_root=tmp_path)
+    second = run_study(["parts"], "smoke", seeds=(0,), shard=(1, 2), results_root=tmp_path)
+    everything = [c.hash for c in unique_configs(plan(["parts"], "smoke", seeds=(0,)))]
+    assert [c.hash for c in first] == everything[0::2]
+    assert [c.hash for c in second] == everything[1::2]
+    with pytest.raises(ValueError, match="shard 2/2 is not valid"):
+        run_study(["parts"], "smoke", seeds=(0,), shard=(2, 2), results_root=tmp_path)

@@ -24,12 +24,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"seeds of every setting (default: {' '.join(map(str, DEFAULT_SEEDS))})")
     parser.add_argument("--max-runs", type=int, default=None, metavar="N",
                         help="train at most N missing runs in this call")
+    parser.add_argument("--shard", default="0/1", metavar="K/N",
+                        help="train only every N-th distinct run from the K-th (parallel workers)")
     parser.add_argument("--list", action="store_true", help="only show what is stored and what is missing")
 
 
 def run(args: argparse.Namespace) -> int:
     if not args.list:
-        trained = run_study(args.studies, args.profile, args.seeds, args.max_runs, progress=True)
+        index, _, count = args.shard.partition("/")
+        trained = run_study(args.studies, args.profile, args.seeds, args.max_runs, progress=True,
+                            shard=(int(index), int(count or 1)))
         print(f"trained {len(trained)} run(s)")
     tables = [results_table(name, args.profile, args.seeds).assign(study=name) for name in args.studies]
     table = pd.concat(tables, ignore_index=True)

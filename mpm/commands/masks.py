@@ -35,6 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", required=True, help="dataset root folder")
     parser.add_argument("--dataset", default="market1501", choices=DATASET_NAMES,
                         help="layout of the dataset (default: market1501)")
+    parser.add_argument("--cuhk03-variant", choices=("labeled", "detected"), default="labeled",
+                        help="CUHK03 only: the hand-labeled or the detected boxes")
+    parser.add_argument("--cuhk03-protocol", choices=("classic", "new"), default="classic",
+                        help="CUHK03 only: the protocol whose split lists are read; both cover every "
+                             "image, 'classic' needs only cuhk-03.mat")
     parser.add_argument("--splits", nargs="+", choices=SPLITS, default=list(SPLITS),
                         help="which splits to mask (default: all)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
@@ -69,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
         except (FileNotFoundError, ValueError, WeightsUnavailableError) as error:
             print(f"mpm masks: error: {error}", file=sys.stderr)
             return 2
-    splits = load_dataset(args.dataset, args.root, require_masks=False)
+    splits = load_dataset(args.dataset, args.root, require_masks=False,
+                          cuhk03_variant=args.cuhk03_variant, cuhk03_protocol=args.cuhk03_protocol)
     records = [record for name in args.splits for record in getattr(splits, name)]
     unique = list({record.path: record for record in records}.values())
     masks_dir = Path(args.output) if args.output else default_masks_dir(splits.root)

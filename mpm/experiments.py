@@ -107,13 +107,13 @@ def run(
     training.barrier(runtime)
     needs_masks = config.mask_mode != "none" or config.selector == "mask-trihard"
     splits = load_dataset(config.dataset, dataset_root(config), require_masks=needs_masks)
+    env = environment_info.collect(runtime.device, config.seed, runtime.world_size,
+                                   environment_info.dataset_fingerprint(splits))  # the code that trains
     trainer = training.Trainer(config, splits, checkpoints, runtime, on_step=on_step, progress=progress)
     outcome = trainer.fit()
     if runtime.is_main:
         metrics = evaluate_model(outcome.model, config, splits, runtime.device)
         metrics["num_classes"] = outcome.num_classes
-        env = environment_info.collect(runtime.device, config.seed, runtime.world_size,
-                                       environment_info.dataset_fingerprint(splits))
         save_torch_atomic({"config": config.to_dict(), "num_classes": outcome.num_classes,
                            "model": outcome.model.state_dict()}, checkpoints / FINAL_NAME)
         write_record(folder.parent, config, metrics, outcome.history, env)

@@ -13,10 +13,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -e '.[dev]'
 	touch $(STAMP)
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q
-
 BENCHMARK := data/synthetic/meta.json
+
+# The unit tests, then every chapter of the book executed top to bottom (nbval).
+test: $(STAMP) $(BENCHMARK)
+	$(BIN)/python -m pytest -q tests book --nbval-lax
 
 $(BENCHMARK): | $(STAMP)
 	$(BIN)/mpm synth --out data/synthetic

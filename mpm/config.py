@@ -36,6 +36,10 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 import yaml
 
 DATASETS = ("market1501", "dukemtmc", "cuhk03", "custom", "synthetic")
+CUHK03_VARIANTS = ("labeled", "detected")
+CUHK03_PROTOCOLS = ("new", "classic")
+CUHK03_CLASSIC_SPLITS = 20
+CUHK03_FIELDS = ("cuhk03_variant", "cuhk03_protocol", "cuhk03_split")
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 MASK_MODES = ("none", "conv", "bilinear", "pool", "input")
 PART_COUNTS = (3, 6, 12, 18)
@@ -101,11 +105,17 @@ class ExperimentConfig:
     ``amp`` and ``channels_last`` take effect on CUDA only.
     ``loss_limit``: a finite loss above this stops the run as exploding.
     ``name``: the results folder's name; ``None`` uses the hash. It is not part of the hash.
+    ``cuhk03_variant`` ("labeled" | "detected"), ``cuhk03_protocol`` ("new" | "classic") and
+    ``cuhk03_split`` (0..19, classic only) choose CUHK03's boxes and protocol; they are part of the
+    hash only when ``dataset`` is "cuhk03".
     """
 
     name: str | None = None
     dataset: str = "synthetic"
     root: str = "data/synthetic"
+    cuhk03_variant: str = "labeled"
+    cuhk03_protocol: str = "new"
+    cuhk03_split: int = 0
     height: int = 384
     width: int = 128
     flip_prob: float = 0.5
@@ -187,9 +197,13 @@ class ExperimentConfig:
     # --- derived values ------------------------------------------------------------------
     @property
     def hash(self) -> str:
-        """12 hex digits of SHA-256 over the canonical JSON of every field except ``name``."""
+        """12 hex digits of SHA-256 over the canonical JSON of every field except ``name`` (and the
+        CUHK03 options for another dataset)."""
         payload = self.to_dict()
         payload.pop("name")
+        if self.dataset != "cuhk03":
+            for key in CUHK03_FIELDS:
+                payload.pop(key)
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
 
@@ -341,6 +355,11 @@ def validate(config: ExperimentConfig) -> None:
     for key in _STAGE_FIELDS:
         _validate_stage(key, getattr(config, key))
     _check_choice("dataset", config.dataset, DATASETS)
+    _check_choice("cuhk03_variant", config.cuhk03_variant, CUHK03_VARIANTS)
+    _check_choice("cuhk03_protocol", config.cuhk03_protocol, CUHK03_PROTOCOLS)
+    if not 0 <= config.cuhk03_split < CUHK03_CLASSIC_SPLITS:
+        raise ValueError(f"cuhk03_split is {config.cuhk03_split}; the classic protocol has splits "
+                         f"0..{CUHK03_CLASSIC_SPLITS - 1}")
     _check_choice("backbone", config.backbone, BACKBONES)
     _check_choice("mask_mode", config.mask_mode, MASK_MODES)
     _check_choice("parts", config.parts, PART_COUNTS)

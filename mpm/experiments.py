@@ -34,7 +34,7 @@ from mpm.records import RunRecord, is_complete, read_record, write_record
 __all__ = [
     "BACKBONES", "DATASETS", "MASK_MODES", "PARAMETER_GROUPS", "PROFILES", "SELECTORS", "TRIPLET_LOSSES",
     "ExperimentConfig", "RunRecord", "StageConfig", "checkpoint_dir", "dataset_root", "default_cache_root",
-    "default_results_root", "paper_decay_epoch", "profile", "project_root", "run", "validate",
+    "default_results_root", "load_config_dataset", "paper_decay_epoch", "profile", "project_root", "run", "validate",
 ]
 
 
@@ -68,6 +68,15 @@ def dataset_root(config: ExperimentConfig) -> Path:
     return root if root.is_absolute() else project_root() / root
 
 
+def load_config_dataset(config: ExperimentConfig, require_masks: bool):
+    """The `DatasetSplits` ``config`` trains and evaluates on (CUHK03 options included)."""
+    from mpm.data import load_dataset
+
+    return load_dataset(config.dataset, dataset_root(config), require_masks=require_masks,
+                        cuhk03_variant=config.cuhk03_variant, cuhk03_protocol=config.cuhk03_protocol,
+                        cuhk03_split=config.cuhk03_split)
+
+
 def run(
     config: ExperimentConfig,
     force: bool = False,
@@ -86,7 +95,6 @@ def run(
     """
     from mpm import environment_info, training
     from mpm.checkpoints import FINAL_NAME, remove_epoch_checkpoints
-    from mpm.data import load_dataset
     from mpm.io import save_torch_atomic
     from mpm.model_evaluation import evaluate_model
 
@@ -106,7 +114,7 @@ def run(
         shutil.rmtree(checkpoints)
     training.barrier(runtime)
     needs_masks = config.mask_mode != "none" or config.selector == "mask-trihard"
-    splits = load_dataset(config.dataset, dataset_root(config), require_masks=needs_masks)
+    splits = load_config_dataset(config, require_masks=needs_masks)
     env = environment_info.collect(runtime.device, config.seed, runtime.world_size,
                                    environment_info.dataset_fingerprint(splits))  # the code that trains
     trainer = training.Trainer(config, splits, checkpoints, runtime, on_step=on_step, progress=progress)

@@ -43,7 +43,8 @@ def test_cpu_profile_trains_from_scratch_and_decays_at_the_papers_fraction():
 
 def test_hash_is_stable_ignores_the_name_and_normalises_numbers():
     config = profile("smoke")
-    payload = {key: value for key, value in config.to_dict().items() if key != "name"}
+    payload = {key: value for key, value in config.to_dict().items()
+               if key != "name" and not key.startswith("cuhk03_")}
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode("utf-8")
     assert config.hash == hashlib.sha256(canonical).hexdigest()[:12]
     assert config.replace(name="my-run").hash == config.hash
@@ -200,3 +201,18 @@ def test_environment_record_names_code_packages_device_and_seed():
     assert env["packages"]["torch"] == torch.__version__.split("+")[0]
     assert set(env["git"]) == {"commit", "dirty"} and env["dataset"] is None
     json.dumps(env)
+
+
+def test_cuhk03_options_count_in_the_hash_only_for_cuhk03():
+    synthetic = profile("smoke")
+    assert synthetic.replace(cuhk03_variant="detected").hash == synthetic.hash
+    cuhk03 = synthetic.replace(dataset="cuhk03", root="data/cuhk03")
+    assert cuhk03.replace(cuhk03_variant="detected").hash != cuhk03.hash
+    assert cuhk03.replace(cuhk03_protocol="classic", cuhk03_split=3).hash != cuhk03.hash
+
+
+def test_bad_cuhk03_options_are_refused():
+    with pytest.raises(ValueError, match=r"cuhk03_variant is 'boxes'; allowed values are \['labeled', 'detected'\]"):
+        profile("smoke").replace(cuhk03_variant="boxes")
+    with pytest.raises(ValueError, match=r"cuhk03_split is 20; the classic protocol has splits 0..19"):
+        profile("smoke").replace(cuhk03_split=20)

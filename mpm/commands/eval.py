@@ -15,8 +15,7 @@ import torch
 
 from mpm.checkpoints import FINAL_NAME, latest_checkpoint, load_checkpoint
 from mpm.config import DATASETS, ExperimentConfig
-from mpm.data import load_dataset
-from mpm.experiments import checkpoint_dir, dataset_root
+from mpm.experiments import checkpoint_dir, load_config_dataset
 from mpm.io import write_json_atomic
 from mpm.model_evaluation import evaluate_model, metrics_table
 from mpm.records import read_record
@@ -69,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         model, config = load_trained(path, device)
         overrides = {k: v for k, v in (("root", args.root), ("dataset", args.dataset)) if v is not None}
         config = config.replace(**overrides)
-        splits = load_dataset(config.dataset, dataset_root(config), require_masks=config.mask_mode != "none")
+        splits = load_config_dataset(config, require_masks=config.mask_mode != "none")
     except (ValueError, FileNotFoundError) as error:
         print(f"mpm eval: {error}", file=sys.stderr)
         return 2

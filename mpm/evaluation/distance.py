@@ -38,6 +38,16 @@ def distance_block(x: torch.Tensor, y: torch.Tensor, x_sq: torch.Tensor, y_sq: t
     return squared.sqrt_() if metric == "euclidean" else squared
 
 
+def prepare_pair(x: torch.Tensor, y: torch.Tensor, metric: str,
+                 device: torch.device | str | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both feature sets prepared (see `prepare_features`) on one device, their dimensions checked."""
+    xp = prepare_features(x, metric, device)
+    yp = prepare_features(y, metric, xp.device)
+    if xp.shape[1] != yp.shape[1]:
+        raise ValueError(f"feature dimensions differ: {xp.shape[1]} vs {yp.shape[1]}")
+    return xp, yp
+
+
 def pairwise_distance(x: torch.Tensor, y: torch.Tensor, metric: str = "euclidean", *,
                       chunk_size: int = 2048, device: torch.device | str | None = None) -> torch.Tensor:
     """The len(x) × len(y) float32 distance matrix, on the CPU.
@@ -48,10 +58,7 @@ def pairwise_distance(x: torch.Tensor, y: torch.Tensor, metric: str = "euclidean
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}")
-    xp = prepare_features(x, metric, device)
-    yp = prepare_features(y, metric, xp.device)
-    if xp.shape[1] != yp.shape[1]:
-        raise ValueError(f"feature dimensions differ: x has {xp.shape[1]}, y has {yp.shape[1]}")
+    xp, yp = prepare_pair(x, y, metric, device)
     x_sq, y_sq = (xp * xp).sum(1), (yp * yp).sum(1)
     out = torch.empty(len(xp), len(yp), dtype=torch.float32)
     for start in range(0, len(xp), chunk_size):

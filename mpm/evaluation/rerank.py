@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mpm.evaluation.distance import check_metric, distance_block, prepare_features
+from mpm.evaluation.distance import check_metric, distance_block, prepare_pair
 
 
 @dataclass(frozen=True)
@@ -246,10 +246,7 @@ def k_reciprocal_rerank(query_feats: torch.Tensor, gallery_feats: torch.Tensor, 
         raise ValueError(f"lambda_value must lie in [0, 1], got {lambda_value}")
     if block_size < 1:
         raise ValueError(f"block_size must be a positive integer, got {block_size}")
-    queries = prepare_features(query_feats, metric, device)
-    gallery = prepare_features(gallery_feats, metric, queries.device)
-    if queries.shape[1] != gallery.shape[1]:
-        raise ValueError(f"feature dimensions differ: queries {queries.shape[1]}, gallery {gallery.shape[1]}")
+    queries, gallery = prepare_pair(query_feats, gallery_feats, metric, device)
     features = torch.cat([queries, gallery])
     n, num_query, num_gallery = len(features), len(queries), len(gallery)
     width = min(k1 + 1, n)

@@ -41,7 +41,9 @@ CUHK03_PROTOCOLS = ("new", "classic")
 CUHK03_CLASSIC_SPLITS = 20
 CUHK03_FIELDS = ("cuhk03_variant", "cuhk03_protocol", "cuhk03_split")
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
-MASK_MODES = ("none", "conv", "bilinear", "pool", "input")
+MASK_MODES = ("none", "conv", "bilinear", "pool", "input", "silhouette")
+"""How the mask enters the stem: ``none`` is the Baseline, ``pool`` the paper's model, ``input`` and
+``silhouette`` are controls (RGB × mask; the mask alone on three channels)."""
 PART_COUNTS = (3, 6, 12, 18)
 TRIPLET_LOSSES = ("none", "global", "local")
 SELECTORS = ("random", "batch-hard", "mask-trihard")
@@ -197,13 +199,21 @@ class ExperimentConfig:
     # --- derived values ------------------------------------------------------------------
     @property
     def hash(self) -> str:
-        """12 hex digits of SHA-256 over the canonical JSON of every field except ``name`` (and the
-        CUHK03 options for another dataset)."""
-        payload = self.to_dict()
-        payload.pop("name")
-        if self.dataset != "cuhk03":
-            for key in CUHK03_FIELDS:
-                payload.pop(key)
+        """12 hex digits of SHA-256 over the canonical JSON of what changes a result.
+
+        Left out: ``name``, the data's path ``root`` (the dataset's name stays in; the record's
+        ``env.json`` keeps the data's SHA-256), ``num_workers``, and the CUHK03 options for another
+        dataset. A field added after `HASHED_FIELDS` was frozen enters only when it differs from its
+        default, so adding one leaves every existing hash unchanged.
+        """
+        payload = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in UNHASHED_FIELDS or (self.dataset != "cuhk03" and f.name in CUHK03_FIELDS):
+                continue
+            if f.name not in HASHED_FIELDS and value == _default_of(f):
+                continue
+            payload[f.name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
 
@@ -258,6 +268,23 @@ class ExperimentConfig:
 
 
 _STAGE_FIELDS = ("stage1", "stage2", "stage3")
+
+UNHASHED_FIELDS = ("name", "root", "num_workers")
+"""Config fields that never change a result: the folder name, the data's path, loader processes."""
+
+HASHED_FIELDS = (
+    "dataset", "cuhk03_variant", "cuhk03_protocol", "cuhk03_split", "height", "width", "flip_prob", "pad",
+    "backbone", "weights", "mask_mode", "mask_gate", "threshold", "parts", "reduce_dim", "triplet_loss",
+    "selector", "margin", "stage1", "stage2", "stage3", "momentum", "weight_decay", "seed", "device", "amp",
+    "channels_last", "loss_limit",
+)
+"""The fields the hash covered when the record format was frozen; they always enter it."""
+
+
+def _default_of(f: dataclasses.Field) -> Any:
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
 
 
 def _field_names(cls: type) -> set[str]:

@@ -1,15 +1,25 @@
-"""What a results record says about where it was made: code version, packages, device, seed."""
+"""What a results record says about where it was made: code version, packages, device, CPU and
+math libraries, seed.
+
+Float results of the same config and seed are bit-identical on one machine, but not across CPUs:
+oneDNN and MKL pick kernels by the CPU's instruction set, so the CPU model, torch's CPU capability,
+the math libraries' versions and the numerics switches (`mpm.numerics`) are recorded with every run.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
+import re
 import subprocess
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from mpm.numerics import NUMERICS_VARIABLES, PORTABLE_SWITCH, portable_numerics
 
 PACKAGES = ("mpm", "torch", "torchvision", "numpy", "pillow", "scipy", "pyyaml")
 _PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +62,38 @@ def describe_device(device: torch.device) -> str:
     return f"cpu ({processor}, {torch.get_num_threads()} threads)"
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else the platform's processor string)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    match = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
+    return match.group(1).strip() if match else (platform.processor() or platform.machine())
+
+
+def _library_line(config: str, marker: str) -> str | None:
+    for line in config.splitlines():
+        if marker in line:
+            return line.strip(" -")
+    return None
+
+
+def numerics_info() -> dict[str, Any]:
+    """What decides the float bits of a CPU run: CPU model, torch's CPU capability, math libraries,
+    thread count and the kernel-pinning variables."""
+    build = torch.__config__.show()
+    return {
+        "cpu_model": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "blas": _library_line(build, "Math Kernel Library") or _library_line(build, "BLAS_INFO"),
+        "onednn": _library_line(build, "MKL-DNN") or _library_line(build, "oneDNN"),
+        "threads": torch.get_num_threads(),
+        "portable": portable_numerics(),
+        "variables": {name: os.environ.get(name) for name in (PORTABLE_SWITCH, *NUMERICS_VARIABLES)},
+    }
+
+
 def dataset_fingerprint(splits: Any) -> dict[str, Any]:
     """Which data a run saw: the image count of each split and a SHA-256 over every image's split,
     file name and size (plus ``meta.json`` of a generated benchmark), so a regenerated or edited
@@ -81,6 +123,7 @@ def collect(device: torch.device, seed: int, world_size: int = 1, dataset: dict[
         "cuda": torch.version.cuda,
         "device": str(device),
         "device_name": describe_device(device),
+        "numerics": numerics_info(),
         "world_size": world_size,
         "seed": seed,
         "dataset": dataset,

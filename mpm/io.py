@@ -15,7 +15,8 @@ from typing import Any
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
 
-    On an exception the temporary file is removed and ``path`` keeps its old content.
+    On an exception the temporary file is removed and ``path`` keeps its old content. The file
+    lands with mode 0644 (readable by all, as a committed result should be).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -24,6 +25,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        tmp.chmod(0o644)
         os.replace(tmp, target)
     finally:
         if tmp.exists():
@@ -41,9 +43,10 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-    """Write ``obj`` as indented, key-sorted JSON to ``path`` atomically."""
-    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+def write_json_atomic(path: str | os.PathLike, obj: Any, *, compact: bool = False) -> None:
+    """Write ``obj`` as key-sorted JSON to ``path`` atomically: indented, or on one line when ``compact``."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":")) if compact else json.dumps(obj, indent=2, sort_keys=True)
+    write_text_atomic(path, text + "\n")
 
 
 def save_torch_atomic(obj: Any, path: str | os.PathLike) -> None:

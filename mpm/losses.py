@@ -43,10 +43,14 @@ def local_triplet_loss(h_a: torch.Tensor, h_p: torch.Tensor, h_n: torch.Tensor,
     return F.relu(euclidean(h_a, h_p) - euclidean(h_a, h_n) + margin).mean()
 
 
-def global_triplet_loss(h_a: torch.Tensor, h_p: torch.Tensor, h_n: torch.Tensor,
+def global_triplet_loss(f_a: torch.Tensor, f_p: torch.Tensor, f_n: torch.Tensor,
                         margin: float = DEFAULT_MARGIN) -> torch.Tensor:
-    """Eq. (1) on the whole feature: the k parts concatenated (ablation row 5)."""
-    return local_triplet_loss(h_a.flatten(1), h_p.flatten(1), h_n.flatten(1), margin)
+    """Eq. (1) on the undivided feature (ablation row 5, paper §IV-C): ``f`` is N×C, the last
+    feature map T average-pooled over its whole extent; mean over triplets of
+    max(0, d_ap − d_an + α)."""
+    if f_a.dim() != 2:
+        raise ValueError(f"the global triplet loss takes N×C pooled features, got {tuple(f_a.shape)}")
+    return F.relu(euclidean(f_a, f_p) - euclidean(f_a, f_n) + margin).mean()
 
 
 def pairwise_euclidean(features: torch.Tensor) -> torch.Tensor:

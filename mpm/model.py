@@ -20,10 +20,8 @@ from mpm.backbones import (
     copy_batch_norm_entries,
     feature_channels,
 )
+from mpm.config import MASK_MODES
 from mpm.pooling import binarize_mask, stem_mask_pool, validate_threshold
-
-MASK_MODES = ("none", "conv", "bilinear", "pool", "input")
-"""How the mask enters the stem (SPEC §3): ``none`` is the Baseline, ``pool`` the paper's model."""
 
 PART_GRIDS = {3: (3, 1), 6: (6, 1), 12: (6, 2), 18: (6, 3)}
 """Part count → (rows, columns) of the grid T is cut into (paper Fig. 6)."""
@@ -39,6 +37,8 @@ class MPMOutput:
     """H: N×k×256 reduced part features (the retrieval feature, concatenated)."""
     logits: torch.Tensor
     """N×k×C identity logits, one classifier per part."""
+    pooled: torch.Tensor
+    """N×C_T: T average-pooled over its whole extent (the undivided feature of ablation row 5)."""
     global_parts: torch.Tensor | None = None
     """G: N×k×C_T average-pooled parts of T, when asked for."""
 
@@ -49,7 +49,8 @@ class MaskStem(nn.Module):
     ``pool``/``bilinear``: 63 RGB kernels plus the downsampled mask as the 64th channel, at both
     the conv1 and the max-pool stage; with ``mask_gate`` the downsampled mask also multiplies the
     63 feature channels at both stages. ``conv``: a 4-channel conv1. ``input``: RGB × mask into
-    the plain stem. ``none``: the plain stem on RGB.
+    the plain stem. ``silhouette``: the mask alone, repeated on three channels, into the plain
+    stem (a control: how much identity the silhouette carries). ``none``: the plain stem on RGB.
     """
 
     def __init__(self, resnet: nn.Module, mask_mode: str, mask_gate: bool, threshold: float) -> None:
@@ -85,6 +86,9 @@ class MaskStem(nn.Module):
             return self.maxpool(self.relu(self.bn1(self.conv1(images))))
         if self.mask_mode == "input":
             return self.maxpool(self.relu(self.bn1(self.conv1(images * masks))))
+        if self.mask_mode == "silhouette":
+            silhouettes = masks.expand(-1, images.shape[1], -1, -1).to(images.dtype)
+            return self.maxpool(self.relu(self.bn1(self.conv1(silhouettes))))
         if self.mask_mode == "conv":
             stacked = torch.cat([images, masks], dim=1)
             return self.maxpool(self.relu(self.bn1(self.conv1(stacked))))
@@ -239,9 +243,10 @@ class MPMNet(nn.Module):
     def forward(self, images: torch.Tensor, masks: torch.Tensor | None = None,
                 return_global: bool = False) -> MPMOutput:
         images, masks = self.split_inputs(images, masks)
-        global_parts = self.pool_parts(self.backbone(images, masks))
+        feature_map = self.backbone(images, masks)
+        global_parts = self.pool_parts(feature_map)
         parts = self.reducers(global_parts)
-        return MPMOutput(parts=parts, logits=self.classifiers(parts),
+        return MPMOutput(parts=parts, logits=self.classifiers(parts), pooled=feature_map.mean(dim=(2, 3)),
                          global_parts=global_parts if return_global else None)
 
     def feature_map(self, images: torch.Tensor, masks: torch.Tensor | None = None) -> torch.Tensor:

@@ -1,17 +1,23 @@
 """Evaluate a trained network on a dataset: features of query, gallery (and gt_bbox) → the
-evaluation package's record of SQ, MQ, SQ+RR and MQ+RR under the Market-1501 protocol."""
+evaluation package's record of SQ, MQ, SQ+RR and MQ+RR under the Market-1501 protocol, the
+per-query table, and the activation summary of `mpm.activations`."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
 
+from mpm.activations import activation_record, sample_indices
 from mpm.config import ExperimentConfig
+from mpm.data.mask_files import mask_path
 from mpm.data import DatasetSplits, ReIDDataset, build_transforms
 from mpm.evaluation import FeatureSet, evaluate_all, extract_features, format_table
 from mpm.model import MPMNet
+from mpm.records import queries_to_csv
 
 EVAL_BATCH_SIZE = 128
 CUHK03_SINGLE_SHOT_REPEATS = 10
@@ -29,8 +35,52 @@ def split_features(model: MPMNet, config: ExperimentConfig, splits: DatasetSplit
     return extract_features(model.embed, loader, device=device)
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """What a run record stores of a trained network's test: scores, per-query table, activations."""
+
+    metrics: dict[str, Any]
+    queries_csv: str
+    activations: dict[str, Any]
+    seconds: dict[str, float]
+
+
 def evaluate_model(model: MPMNet, config: ExperimentConfig, splits: DatasetSplits,
-                   device: torch.device) -> dict[str, Any]:
+                   device: torch.device) -> Evaluation:
+    """Everything a record stores of ``model`` tested on ``splits`` (scores in [0, 1]).
+
+    ``metrics`` is the `evaluate_scores` record; ``queries_csv`` the per-query table;
+    ``activations`` the `activation_summary`; ``seconds`` what the scoring and the activation pass took.
+    """
+    started = time.perf_counter()
+    scores = evaluate_scores(model, config, splits, device, queries=True)
+    per_query = scores.pop("queries")
+    queries = queries_to_csv(per_query, [r.pid for r in splits.query], [r.camid for r in splits.query])
+    scored = time.perf_counter()
+    activations = activation_summary(model, config, splits, device)
+    seconds = {"evaluation": round(scored - started, 3), "activations": round(time.perf_counter() - scored, 3)}
+    return Evaluation(metrics=scores, queries_csv=queries, activations=activations, seconds=seconds)
+
+
+def activation_summary(model: MPMNet, config: ExperimentConfig, splits: DatasetSplits,
+                       device: torch.device) -> dict[str, Any]:
+    """`mpm.activations.activation_record` over query + gallery, maps kept for a few queries.
+
+    The dataset's masks are read even for a network that ignores them (the person share needs
+    them); a dataset without mask files records no person share.
+    """
+    test = list(splits.query) + list(splits.gallery)
+    has_masks = all(mask_path(splits.root, r.split, r.stem).is_file() for r in test)
+    test_set = ReIDDataset(test, splits.root, build_transforms(config.height, config.width, train=False),
+                           use_masks=has_masks)
+    samples = sample_indices(len(splits.query))
+    summary = activation_record(model, test_set, samples, device, with_person_share=has_masks)
+    summary["sample_files"] = [f"{test[i].split}/{test[i].path.name}" for i in samples]
+    return summary
+
+
+def evaluate_scores(model: MPMNet, config: ExperimentConfig, splits: DatasetSplits,
+                    device: torch.device, *, queries: bool = False) -> dict[str, Any]:
     """The `mpm.evaluation.evaluate_all` record of ``model`` on ``splits`` (scores in [0, 1]).
 
     Multi-query pools each query identity's images in the query camera from ``gt_bbox`` when the
@@ -48,9 +98,9 @@ def evaluate_model(model: MPMNet, config: ExperimentConfig, splits: DatasetSplit
     if splits.eval_protocol == "cuhk03-classic":
         pool.update(single_shot_repeats=CUHK03_SINGLE_SHOT_REPEATS, seed=config.seed)
     return evaluate_all(query.features, gallery.features, query.pids, gallery.pids, query.camids,
-                        gallery.camids, **pool)
+                        gallery.camids, queries=queries, **pool)
 
 
 def metrics_table(metrics: dict[str, Any]) -> str:
-    """The text table (percentages) of an `evaluate_model` record."""
+    """The text table (percentages) of an `evaluate_scores` record."""
     return format_table(metrics)

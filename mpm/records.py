@@ -1,10 +1,21 @@
 """The results store: one folder per finished run, written all at once.
 
-A run folder ``<root>/<run name>/`` holds ``config.yaml`` (the resolved config), ``metrics.json``
-(the evaluation record, with the config hash), ``history.csv`` (one row per epoch) and
-``env.json`` (git commit, package versions, device, seed). The folder is assembled under a
-hidden staging name and renamed into place in one step, so a run that did not finish never
-leaves a folder that looks finished.
+A run folder ``<root>/<run name>/`` holds
+
+- ``config.yaml``: the resolved config;
+- ``metrics.json``: the evaluation record (scores of the four query modes, CMC, protocol, timing)
+  with the config hash;
+- ``history.csv``: one row per epoch (losses, accuracy, learning rates, images per second);
+- ``env.json``: git commit, package versions, device, CPU and math libraries, seed, the data's
+  fingerprint;
+- ``queries.csv``: per query (and sampled gallery) the first-match rank and AP in both forms in
+  every mode, and the query's nearest gallery items in SQ (for bootstrap intervals, ranked lists
+  and error analysis);
+- ``activations.json``: the `mpm.activations` summary (layer maps of a few test images, the
+  activation energy on the person), since model weights are not kept.
+
+The folder is assembled under a hidden staging name and renamed into place in one step, so a run
+that did not finish never leaves a folder that looks finished.
 """
 
 from __future__ import annotations
@@ -23,18 +34,58 @@ from typing import Any
 from mpm.config import ExperimentConfig
 from mpm.io import write_json_atomic, write_text_atomic
 
-RECORD_FILES = ("config.yaml", "env.json", "history.csv", "metrics.json")
+RECORD_FILES = ("config.yaml", "env.json", "history.csv", "metrics.json", "queries.csv", "activations.json")
+MODES = ("SQ", "MQ", "SQ+RR", "MQ+RR")
+PER_QUERY_FIELDS = (("first_rank", "first rank"), ("ap", "AP"), ("ap_trapezoid", "AP trapezoid"))
+"""Per-query lists of the evaluation record and their ``queries.csv`` column suffixes."""
 
 
 @dataclass(frozen=True)
 class RunRecord:
-    """A finished run as stored: where, with which config, what it measured and how it trained."""
+    """A finished run as stored: where, with which config, what it measured and how it trained.
+
+    The per-query table and the activation summary are read on demand (`queries`, `activations`).
+    """
 
     path: Path
     config: ExperimentConfig
     metrics: dict[str, Any]
     history: list[dict[str, Any]]
     env: dict[str, Any]
+
+    def queries(self) -> list[dict[str, Any]]:
+        """The rows of ``queries.csv``; ``SQ top`` parsed to a list of gallery indices."""
+        rows = history_from_csv((self.path / "queries.csv").read_text(encoding="utf-8"))
+        for row in rows:
+            row["SQ top"] = [int(v) for v in str(row["SQ top"]).split()]
+        return rows
+
+    def activations(self) -> dict[str, Any]:
+        """The ``activations.json`` summary."""
+        return json.loads((self.path / "activations.json").read_text(encoding="utf-8"))
+
+
+def queries_to_csv(queries: Mapping[str, Any], pids: Sequence[int], camids: Sequence[int]) -> str:
+    """CSV text of an evaluation record's ``queries`` part, one row per query and sampled gallery.
+
+    Columns: ``query`` (index in the query split), ``sample`` (the gallery sampling; 0 without),
+    ``pid``, ``camid``, then per mode ``<mode> first rank``, ``<mode> AP``, ``<mode> AP trapezoid``
+    (blank for a skipped query) and ``SQ top`` (space-separated gallery indices, nearest first).
+    """
+    count = len(pids)
+    total = len(queries["SQ"]["ap"])
+    rows = []
+    for row_index in range(total):
+        query = row_index % count
+        row: dict[str, Any] = {"query": query, "sample": row_index // count,
+                               "pid": int(pids[query]), "camid": int(camids[query])}
+        for mode in MODES:
+            if mode in queries:
+                for key, suffix in PER_QUERY_FIELDS:
+                    row[f"{mode} {suffix}"] = queries[mode][key][row_index]
+        row["SQ top"] = " ".join(str(v) for v in queries["SQ top"][query])
+        rows.append(row)
+    return history_to_csv(rows)
 
 
 def is_complete(path: str | os.PathLike) -> bool:
@@ -78,8 +129,13 @@ def write_record(
     metrics: Mapping[str, Any],
     history: Sequence[Mapping[str, Any]],
     env: Mapping[str, Any],
+    queries_csv: str,
+    activations: Mapping[str, Any],
 ) -> RunRecord:
-    """Store a finished run under ``root/config.run_name`` (replacing an older record), atomically."""
+    """Store a finished run under ``root/config.run_name`` (replacing an older record), atomically.
+
+    Files are written 0644 and the folder 0755, whatever the process's umask.
+    """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     target = root / config.run_name
@@ -90,6 +146,9 @@ def write_record(
         write_json_atomic(staging / "env.json", dict(env))
         write_text_atomic(staging / "history.csv", history_to_csv(history))
         write_json_atomic(staging / "metrics.json", stored_metrics)
+        write_text_atomic(staging / "queries.csv", queries_csv)
+        write_json_atomic(staging / "activations.json", dict(activations), compact=True)
+        staging.chmod(0o755)
         if target.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{config.run_name}.", suffix=".retired", dir=root))
             os.replace(target, retired / "old")
@@ -101,6 +160,28 @@ def write_record(
         if staging.exists():
             shutil.rmtree(staging)
     return read_record(target)
+
+
+def stored_hash(folder: Path) -> str | None:
+    """The config hash a finished record folder was written for."""
+    return json.loads((folder / "metrics.json").read_text(encoding="utf-8")).get("config_hash")
+
+
+def find_record(config: ExperimentConfig, results_root: str | os.PathLike) -> Path:
+    """Where ``config``'s record lives under ``results_root``.
+
+    ``<results_root>/<run name>`` when that folder is finished, else any finished folder there whose
+    record carries the config's hash (a run stored under another name or under its hash), else
+    ``<results_root>/<run name>`` (where a new record would go).
+    """
+    root = Path(results_root)
+    folder = root / config.run_name
+    if is_complete(folder) or not root.is_dir():
+        return folder
+    for candidate in sorted(root.iterdir()):
+        if not candidate.name.startswith(".") and is_complete(candidate) and stored_hash(candidate) == config.hash:
+            return candidate
+    return folder
 
 
 def read_record(path: str | os.PathLike) -> RunRecord:

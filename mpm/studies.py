@@ -10,7 +10,6 @@ everything already stored is served from ``results/``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from mpm.config import ExperimentConfig, profile
-from mpm.records import is_complete, read_record
+from mpm.records import find_record, is_complete, read_record
 
 FULL_MODEL = dict(mask_mode="pool", triplet_loss="local", selector="mask-trihard")
 """Table 1 row (7): mask pooling + local-level triplet loss + Mask-guided TriHard."""
@@ -51,6 +50,7 @@ def _ablation() -> list[Setting]:
     settings += [Setting(f"{label} + gate", {**overrides, "mask_gate": True})
                  for label, overrides in rows[2:]]
     settings.append(Setting("input: RGB × mask (reference)", {**FULL_MODEL, "mask_mode": "input"}))
+    settings.append(Setting("silhouette only (control)", {**FULL_MODEL, "mask_mode": "silhouette"}))
     return settings
 
 
@@ -121,18 +121,7 @@ def results_folder(config: ExperimentConfig, results_root: str | os.PathLike | N
     """
     from mpm.experiments import default_results_root
 
-    root = Path(results_root or default_results_root())
-    folder = root / config.run_name
-    if is_complete(folder) or not root.is_dir():
-        return folder
-    for candidate in sorted(root.iterdir()):
-        if is_complete(candidate) and _stored_hash(candidate) == config.hash:
-            return candidate
-    return folder
-
-
-def _stored_hash(folder: Path) -> str | None:
-    return json.loads((folder / "metrics.json").read_text(encoding="utf-8")).get("config_hash")
+    return find_record(config, results_root or default_results_root())
 
 
 def is_stored(config: ExperimentConfig, results_root: str | os.PathLike | None = None) -> bool:
@@ -149,7 +138,7 @@ def run_study(names: Iterable[str], base: str | ExperimentConfig = "cpu",
     ``shard=(k, n)`` takes only every n-th distinct run starting at the k-th, so n processes
     with k = 0..n-1 share the work without training anything twice.
     """
-    from mpm.experiments import run
+    from mpm.experiments import RunLocked, run
 
     index, count = shard
     if not 0 <= index < count:
@@ -157,8 +146,14 @@ def run_study(names: Iterable[str], base: str | ExperimentConfig = "cpu",
     configs = unique_configs(plan(names, base, seeds))[index::count]
     missing = [config for config in configs if not is_stored(config, results_root)]
     trained = []
-    for config in missing[:max_runs]:
-        run(config, progress=progress, results_root=results_root)
+    for config in missing:
+        if max_runs is not None and len(trained) >= max_runs:
+            break
+        try:
+            run(config, progress=progress, results_root=results_root)
+        except RunLocked as busy:
+            print(f"skipped: {busy}")
+            continue
         trained.append(config)
     return trained
 

@@ -435,7 +435,7 @@ class Trainer:
         """(total, id, triplet, accuracy) of one batch."""
         with torch.autocast(self.runtime.device.type, dtype=torch.float16, enabled=self.amp):
             output = network(images, masks)
-        logits, parts = output.logits.float(), output.parts.float()
+        logits, parts, pooled = output.logits.float(), output.parts.float(), output.pooled.float()
         accuracy = (logits.argmax(dim=-1) == pids[:, None]).float().mean()
         if stage_number != 3:
             id_loss = part_id_loss(logits, pids)  # eq. (3)
@@ -447,7 +447,7 @@ class Trainer:
         if self.config.triplet_loss == "local":
             triplet = local_triplet_loss(ha, hp, hn, self.config.margin)  # eq. (2)
         elif self.config.triplet_loss == "global":
-            triplet = global_triplet_loss(ha, hp, hn, self.config.margin)
+            triplet = global_triplet_loss(*pooled.chunk(3), self.config.margin)  # eq. (1) on pooled T
         else:
             triplet = torch.zeros_like(id_loss)
         return id_loss + triplet, id_loss, triplet, accuracy  # eq. (5)
@@ -490,12 +490,14 @@ class Trainer:
             count = len(pids)
             totals += torch.tensor([loss.item() * count, id_loss.item() * count,
                                     triplet.item() * count, accuracy.item() * count, count], dtype=torch.float64)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            bar.set_postfix(loss=f"{loss.item():.3f}",
+                            img_s=f"{(totals[4].item()) / (time.perf_counter() - started):.0f}")
             if self.on_step is not None:
                 self.on_step(StepInfo(stage_number, epoch + 1, step + 1, loss.item()))
         if self.runtime.distributed:
             dist.all_reduce(totals)
         images = totals[4].item()
+        seconds = time.perf_counter() - started
         row: dict[str, Any] = {
             "stage": stage_number,
             "epoch": epoch + 1,
@@ -508,7 +510,8 @@ class Trainer:
             **{f"lr_{name}": rate for name, rate in rates.items()},
             "positive_fallbacks": selection.positive_fallbacks if selection else None,
             "negative_fallbacks": selection.negative_fallbacks if selection else None,
-            "seconds": round(time.perf_counter() - started, 3),
+            "seconds": round(seconds, 3),
+            "images_per_second": round(images / seconds, 1),
         }
         return row
 

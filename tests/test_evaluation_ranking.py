@@ -111,3 +111,13 @@ def test_bad_inputs_raise_clear_errors():
         evaluate_rank(np.array([[np.nan, 0.2]]), [1], [1, 1], [0], [1, 1])
     with pytest.raises(ValueError, match="unknown AP kind"):
         evaluate_rank(DISTMAT, Q_PIDS, G_PIDS, Q_CAMS, G_CAMS).mean_ap_of("interpolated")
+
+
+def test_top_ranked_skips_junk_and_same_camera_matches_and_breaks_ties_by_index():
+    from mpm.evaluation.ranking import top_ranked
+
+    distmat = np.array([[0.5, 0.1, 0.3, 0.3, 0.2]])
+    g_pids = np.array([2, 1, 3, 4, -1])   # item 1: the query's identity in its camera; item 4: junk
+    g_camids = np.array([1, 0, 1, 1, 1])
+    top = top_ranked(distmat, np.array([1]), g_pids, np.array([0]), g_camids, top=4)
+    assert top.tolist() == [[2, 3, 0, -1]]

@@ -44,7 +44,7 @@ def test_cpu_profile_trains_from_scratch_and_decays_at_the_papers_fraction():
 def test_hash_is_stable_ignores_the_name_and_normalises_numbers():
     config = profile("smoke")
     payload = {key: value for key, value in config.to_dict().items()
-               if key != "name" and not key.startswith("cuhk03_")}
+               if key not in ("name", "root", "num_workers") and not key.startswith("cuhk03_")}
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode("utf-8")
     assert config.hash == hashlib.sha256(canonical).hexdigest()[:12]
     assert config.replace(name="my-run").hash == config.hash
@@ -52,6 +52,33 @@ def test_hash_is_stable_ignores_the_name_and_normalises_numbers():
     assert config.replace(seed=1).hash != config.hash
     assert config.replace(name="my-run").run_name == "my-run"
     assert config.run_name == config.hash
+
+
+def test_hash_leaves_out_what_changes_no_result():
+    config = profile("cpu")
+    assert config.replace(root="/elsewhere/synthetic", num_workers=4, name="x").hash == config.hash
+    assert config.replace(dataset="market1501").hash != config.hash
+
+
+def test_the_frozen_cpu_profile_hashes_stay_put():
+    config = profile("cpu")
+    assert config.hash == "78281f4c7e4b"
+    assert config.replace(mask_mode="none", triplet_loss="none", selector="random").hash == "7972b5ce66f3"
+
+
+def test_a_field_added_later_at_its_default_keeps_every_hash():
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Extended(ExperimentConfig):
+        dummy: int = 0
+        dummy_rate: float | None = None
+
+    base = profile("cpu")
+    extended = Extended(**{f: getattr(base, f) for f in base.to_dict()})
+    assert extended.hash == base.hash
+    assert Extended(**{**{f: getattr(base, f) for f in base.to_dict()}, "dummy": 1}).hash != base.hash
+    assert Extended(**{**{f: getattr(base, f) for f in base.to_dict()}, "dummy_rate": 0.5}).hash != base.hash
 
 
 def test_file_with_a_profile_key_and_overrides(tmp_path):
@@ -69,7 +96,7 @@ def test_file_with_a_profile_key_and_overrides(tmp_path):
 @pytest.mark.parametrize("changes, message", [
     ({"bogus": 1}, "unknown config key(s) ['bogus']; allowed keys are"),
     ({"stage2": {"lr": 1}}, "unknown stage2 key(s) ['lr']; allowed keys are"),
-    ({"mask_mode": "mask"}, "mask_mode is 'mask'; allowed values are ['none', 'conv', 'bilinear', 'pool', 'input']"),
+    ({"mask_mode": "mask"}, "mask_mode is 'mask'; allowed values are ['none', 'conv', 'bilinear', 'pool', 'input', 'silhouette']"),
     ({"selector": "hard"}, "allowed values are ['random', 'batch-hard', 'mask-trihard']"),
     ({"triplet_loss": "both"}, "allowed values are ['none', 'global', 'local']"),
     ({"parts": 4}, "parts is 4; allowed values are [3, 6, 12, 18]"),
@@ -114,6 +141,10 @@ HISTORY = [
 ]
 
 
+QUERIES = "query,sample,pid,camid,SQ top\n0,0,7,1,4 2\n"
+ACTIVATIONS = {"layers": {"conv1": {"energy_share": 0.5}}}
+
+
 def test_history_csv_round_trip():
     text = history_to_csv(HISTORY)
     assert text.splitlines()[0] == "stage,epoch,loss,triplet_loss,lr_backbone,positive_fallbacks"
@@ -122,13 +153,17 @@ def test_history_csv_round_trip():
 
 def test_record_is_written_whole_and_read_back(tmp_path):
     config = profile("smoke").replace(name="demo")
-    record = write_record(tmp_path, config, {"SQ": {"R1": 50.0}}, HISTORY, {"seed": 0})
+    record = write_record(tmp_path, config, {"SQ": {"R1": 50.0}}, HISTORY, {"seed": 0}, QUERIES, ACTIVATIONS)
     assert record.path == tmp_path / "demo"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
     assert record.config == config
     assert record.metrics == {"SQ": {"R1": 50.0}, "config_hash": config.hash}
     assert record.env == {"seed": 0}
-    again = write_record(tmp_path, config, {"SQ": {"R1": 75.0}}, HISTORY, {"seed": 0})
+    assert record.queries() == [{"query": 0, "sample": 0, "pid": 7, "camid": 1, "SQ top": [4, 2]}]
+    assert record.activations() == ACTIVATIONS
+    assert oct(record.path.stat().st_mode & 0o777) == "0o755"
+    assert {oct(path.stat().st_mode & 0o777) for path in record.path.iterdir()} == {"0o644"}
+    again = write_record(tmp_path, config, {"SQ": {"R1": 75.0}}, HISTORY, {"seed": 0}, QUERIES, ACTIVATIONS)
     assert again.metrics["SQ"]["R1"] == 75.0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
 
@@ -136,12 +171,12 @@ def test_record_is_written_whole_and_read_back(tmp_path):
 def test_a_failed_write_leaves_no_record(tmp_path, monkeypatch):
     config = profile("smoke").replace(name="demo")
 
-    def broken(path, obj):
+    def broken(path, obj, **options):
         raise OSError("disk full")
 
     monkeypatch.setattr("mpm.records.write_json_atomic", broken)
     with pytest.raises(OSError, match="disk full"):
-        write_record(tmp_path, config, {}, HISTORY, {})
+        write_record(tmp_path, config, {}, HISTORY, {}, QUERIES, ACTIVATIONS)
     assert list(tmp_path.iterdir()) == []
     assert not is_complete(tmp_path / "demo")
 
@@ -150,9 +185,10 @@ def test_incomplete_or_edited_folders_are_not_records(tmp_path):
     folder = tmp_path / "half"
     folder.mkdir()
     (folder / "config.yaml").write_text(profile("smoke").to_yaml())
-    with pytest.raises(FileNotFoundError, match="missing env.json, history.csv, metrics.json"):
+    with pytest.raises(FileNotFoundError, match="missing env.json, history.csv, metrics.json, queries.csv, "
+                                                "activations.json"):
         read_record(folder)
-    record = write_record(tmp_path, profile("smoke").replace(name="edited"), {}, HISTORY, {})
+    record = write_record(tmp_path, profile("smoke").replace(name="edited"), {}, HISTORY, {}, QUERIES, ACTIVATIONS)
     (record.path / "config.yaml").write_text(profile("smoke").replace(seed=5).to_yaml())
     with pytest.raises(ValueError, match="edited by hand"):
         read_record(record.path)
@@ -160,7 +196,7 @@ def test_incomplete_or_edited_folders_are_not_records(tmp_path):
 
 def test_run_returns_the_stored_record_without_training(tmp_path, monkeypatch):
     config = profile("smoke").replace(name="cached")
-    write_record(tmp_path, config, {"SQ": {"R1": 1.0}}, HISTORY, {})
+    write_record(tmp_path, config, {"SQ": {"R1": 1.0}}, HISTORY, {}, QUERIES, ACTIVATIONS)
 
     def no_training(*args, **kwargs):
         raise AssertionError("a finished config must not be trained again")

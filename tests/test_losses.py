@@ -48,11 +48,29 @@ def test_local_triplet_loss_hand_computed():
     assert local_triplet_loss(H_A, H_P, H_N, margin=0.0).item() == pytest.approx(2.0, rel=1e-6)
 
 
-def test_global_triplet_loss_uses_the_concatenated_feature():
+def test_global_triplet_loss_acts_on_the_pooled_feature():
+    # the undivided feature: the parts' vectors as one N×C vector each
+    f_a, f_p, f_n = H_A.flatten(1), H_P.flatten(1), H_N.flatten(1)
     # d_ap = sqrt(9 + 16 + 0 + 1) = sqrt(26), d_an = sqrt(0 + 1 + 36 + 64) = sqrt(101)
-    assert global_triplet_loss(H_A, H_P, H_N).item() == 0.0
+    assert global_triplet_loss(f_a, f_p, f_n).item() == 0.0
     expected = math.sqrt(26) - math.sqrt(101) + 6.0
-    assert global_triplet_loss(H_A, H_P, H_N, margin=6.0).item() == pytest.approx(expected, rel=1e-6)
+    assert global_triplet_loss(f_a, f_p, f_n, margin=6.0).item() == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ValueError, match="N×C pooled features"):
+        global_triplet_loss(H_A, H_P, H_N)
+
+
+def test_row_five_pools_the_whole_last_map():
+    from mpm.model import MPMNet
+
+    torch.manual_seed(0)
+    net = MPMNet(num_classes=3, backbone="resnet18", weights=None, parts=6).eval()
+    images = torch.randn(2, 3, 96, 48)
+    masks = torch.ones(2, 1, 96, 48)
+    with torch.no_grad():
+        output = net(images, masks)
+        feature_map = net.feature_map(images, masks)
+    assert output.pooled.shape == (2, 512)
+    torch.testing.assert_close(output.pooled, feature_map.mean(dim=(2, 3)))
 
 
 def test_batch_hard_picks_the_hardest_pairs_in_the_batch():

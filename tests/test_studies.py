@@ -17,6 +17,9 @@ from mpm.studies import (
 )
 
 
+QUERIES = "query,sample,pid,camid,SQ top\n"
+
+
 def fake_metrics(r1: float, map_: float) -> dict:
     scores = {"R1": r1, "R5": r1, "R10": r1, "mAP": map_, "mINP": map_ / 2, "num_skipped": 0}
     return {"protocol": {"name": "market1501"},
@@ -56,8 +59,8 @@ def test_results_table_reads_stored_runs_and_marks_missing_ones(tmp_path):
     runs = plan(["selection"], "smoke", seeds=(0, 1))
     for planned, (r1, map_) in zip(runs[:2], [(0.5, 0.25), (0.75, 0.5)]):
         write_record(tmp_path, planned.config, fake_metrics(r1, map_), [{"seconds": 30.0}, {"seconds": 90.0}],
-                     {"seed": planned.seed})
-    write_record(tmp_path, runs[3].config, fake_metrics(0.625, 0.375), [{"seconds": 60.0}], {"seed": 1})
+                     {"seed": planned.seed}, QUERIES, {})
+    write_record(tmp_path, runs[3].config, fake_metrics(0.625, 0.375), [{"seconds": 60.0}], {"seed": 1}, QUERIES, {})
     table = results_table("selection", "smoke", seeds=(0, 1), results_root=tmp_path)
     assert table["stored"].tolist() == [True, True, False, True, False, False]
     assert table["SQ R1"].tolist()[:2] == [50.0, 75.0]
@@ -74,7 +77,7 @@ def test_run_study_trains_only_what_is_missing(tmp_path, monkeypatch):
     trained = []
     monkeypatch.setattr("mpm.experiments.run", lambda config, **kwargs: trained.append(config.hash))
     runs = plan(["selection"], "smoke", seeds=(0,))
-    write_record(tmp_path, runs[0].config, fake_metrics(0.5, 0.5), [], {})
+    write_record(tmp_path, runs[0].config, fake_metrics(0.5, 0.5), [], {}, QUERIES, {})
     done = run_study(["selection"], "smoke", seeds=(0,), max_runs=1, results_root=tmp_path)
     assert trained == [runs[1].config.hash] and [c.hash for c in done] == trained
 
@@ -87,7 +90,7 @@ def test_unknown_study_is_refused():
 def test_a_run_stored_under_a_name_is_found_by_its_hash(tmp_path):
     planned = plan(["selection"], "smoke", seeds=(0,))[2]
     named = dataclasses.replace(planned.config, name="my-full-model")
-    write_record(tmp_path, named, fake_metrics(0.5, 0.25), [], {})
+    write_record(tmp_path, named, fake_metrics(0.5, 0.25), [], {}, QUERIES, {})
     table = results_table("selection", "smoke", seeds=(0,), results_root=tmp_path)
     assert table["stored"].tolist() == [False, False, True]
     assert table.loc[2, "SQ mAP"] == 25.0

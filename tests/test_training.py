@@ -48,7 +48,7 @@ def reference(smoke, tmp_path_factory):
 
 
 def _without_seconds(history):
-    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+    return [{k: v for k, v in row.items() if k not in ("seconds", "images_per_second")} for row in history]
 
 
 # --- SPEC §7 -----------------------------------------------------------------------------------
@@ -101,6 +101,20 @@ def test_smoke_run_writes_a_complete_record(reference, smoke):
     for protocol in ("SQ", "MQ", "SQ+RR", "MQ+RR"):
         assert 0 <= reference.metrics["results"][protocol]["mAP"] <= 1
     assert reference.env["seed"] == smoke.seed
+    assert all(row["images_per_second"] > 0 for row in reference.history)
+    queries = reference.queries()
+    assert [row["query"] for row in queries] == list(range(6))
+    assert all(len(row["SQ top"]) == 10 for row in queries)
+    mean_ap = sum(row["SQ AP"] for row in queries) / len(queries)
+    assert mean_ap == pytest.approx(reference.metrics["results"]["SQ"]["mAP"], abs=1e-7)
+    assert reference.metrics["results"]["SQ"]["mAP_trapezoid"] == pytest.approx(
+        sum(row["SQ AP trapezoid"] for row in queries) / len(queries), abs=1e-7)
+    activations = reference.activations()
+    assert activations["test_images"] == 6 + 48 and len(activations["samples"]) == 6
+    assert [activations["layers"][name]["shape"][1:] for name in ("conv1", "layer1", "layer4")] == [
+        [8, 4], [8, 4], [2, 1]]
+    assert all(0 < layer["energy_share"] < 1 for layer in activations["layers"].values())
+    assert reference.env["numerics"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     final = checkpoints.load_checkpoint(reference.path.parents[1] / "cache" / smoke.hash / checkpoints.FINAL_NAME)
     assert final["num_classes"] == 8
     assert checkpoints.list_checkpoints(reference.path.parents[1] / "cache" / smoke.hash) == []

@@ -17,7 +17,7 @@ from mpm.checkpoints import FINAL_NAME, latest_checkpoint, load_checkpoint
 from mpm.config import DATASETS, ExperimentConfig
 from mpm.experiments import checkpoint_dir, load_config_dataset
 from mpm.io import write_json_atomic
-from mpm.model_evaluation import evaluate_model, metrics_table
+from mpm.model_evaluation import evaluate_scores, metrics_table
 from mpm.records import read_record
 from mpm.training import build_model, resolve_device
 
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"mpm eval: {error}", file=sys.stderr)
         return 2
-    metrics = evaluate_model(model, config, splits, device)
+    metrics = evaluate_scores(model, config, splits, device)
     out = Path(args.out) if args.out else (
         Path(args.run) / "evaluation.json" if args.run else path.with_suffix(".eval.json"))
     write_json_atomic(out, {"checkpoint": str(path), "dataset": config.dataset, "root": str(splits.root),

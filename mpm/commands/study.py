@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="train at most N missing runs in this call")
     parser.add_argument("--shard", default="0/1", metavar="K/N",
                         help="train only every N-th distinct run from the K-th (parallel workers)")
+    parser.add_argument("--results", metavar="DIR", default=None,
+                        help="results folder to read and grow (default: <project>/results/runs)")
     parser.add_argument("--list", action="store_true", help="only show what is stored and what is missing")
 
 
@@ -33,9 +35,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.list:
         index, _, count = args.shard.partition("/")
         trained = run_study(args.studies, args.profile, args.seeds, args.max_runs, progress=True,
-                            shard=(int(index), int(count or 1)))
+                            results_root=args.results, shard=(int(index), int(count or 1)))
         print(f"trained {len(trained)} run(s)")
-    tables = [results_table(name, args.profile, args.seeds).assign(study=name) for name in args.studies]
+    tables = [results_table(name, args.profile, args.seeds, args.results).assign(study=name)
+              for name in args.studies]
     table = pd.concat(tables, ignore_index=True)
     columns = [c for c in ("study", "setting", "seed", "stored", "SQ R1", "SQ mAP", "run") if c in table]
     with pd.option_context("display.width", 200, "display.max_rows", 500):

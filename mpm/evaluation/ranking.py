@@ -28,7 +28,8 @@ class RankResult:
     """Scores of one query set against one gallery; every score is a fraction in [0, 1].
 
     ``cmc[k - 1]`` is the rank-k matching rate; ``ap``, ``ap_trapezoid`` and ``inp`` hold one value
-    per query (NaN for skipped queries).
+    per query (NaN for skipped queries), ``first_rank`` the 1-based rank of each query's first true
+    match (inf for skipped queries).
     """
 
     cmc: np.ndarray
@@ -40,6 +41,7 @@ class RankResult:
     ap: np.ndarray
     ap_trapezoid: np.ndarray
     inp: np.ndarray
+    first_rank: np.ndarray
 
     def mean_ap_of(self, kind: str) -> float:
         """mAP of the given kind: "non-interpolated" (torchreid, fast-reid) or "trapezoid" (Market devkit)."""
@@ -153,7 +155,7 @@ def evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids, *, max_rank: int 
     cmc = (first_rank[answered, None] <= np.arange(1, max_rank + 1)[None, :]).mean(0)
     return RankResult(cmc=cmc, mean_ap=float(np.nanmean(ap)), mean_ap_trapezoid=float(np.nanmean(ap_trapezoid)),
                       mean_inp=float(np.nanmean(inp)), num_queries=num_q, num_skipped=int((~answered).sum()),
-                      ap=ap, ap_trapezoid=ap_trapezoid, inp=inp)
+                      ap=ap, ap_trapezoid=ap_trapezoid, inp=inp, first_rank=first_rank)
 
 
 def mean_rank_results(results: Sequence[RankResult]) -> RankResult:
@@ -174,4 +176,26 @@ def mean_rank_results(results: Sequence[RankResult]) -> RankResult:
             ap=np.concatenate([r.ap for r in results]),
             ap_trapezoid=np.concatenate([r.ap_trapezoid for r in results]),
             inp=np.concatenate([r.inp for r in results]),
+            first_rank=np.concatenate([r.first_rank for r in results]),
         )
+
+
+def top_ranked(distmat, q_pids, g_pids, q_camids, g_camids, *, top: int = 10,
+               junk_pid: int | None = -1) -> np.ndarray:
+    """Q × ``top`` gallery indices of each query's nearest items among those the protocol ranks.
+
+    Junk items and the query's identity in the query's camera are left out, as `evaluate_rank`
+    does; ties go to the lower gallery index. Rows are padded with -1 when fewer items remain.
+    """
+    if isinstance(distmat, torch.Tensor):
+        distmat = distmat.detach().cpu().numpy()
+    distmat = np.asarray(distmat, dtype=np.float64)
+    num_q, num_g = distmat.shape
+    q_pids, q_camids = _as_numpy_ids(q_pids, "q_pids", num_q), _as_numpy_ids(q_camids, "q_camids", num_q)
+    g_pids, g_camids = _as_numpy_ids(g_pids, "g_pids", num_g), _as_numpy_ids(g_camids, "g_camids", num_g)
+    excluded = (q_pids[:, None] == g_pids[None, :]) & (q_camids[:, None] == g_camids[None, :])
+    if junk_pid is not None:
+        excluded |= (g_pids == junk_pid)[None, :]
+    order = np.argsort(np.where(excluded, np.inf, distmat), axis=1, kind="stable")[:, :top]
+    kept = np.take_along_axis(~excluded, order, axis=1)
+    return np.where(kept, order, -1)

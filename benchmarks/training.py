@@ -24,7 +24,7 @@ import torchvision
 from mpm.config import MASK_MODES, SELECTORS, profile
 from mpm.losses import local_triplet_loss, part_id_loss, triplet_id_loss
 from mpm.mining import MASK_SIZE, downsample_masks
-from mpm.training import build_model, select_triplets
+from mpm.runs.trainer import build_model, select_triplets
 
 
 def person_masks(count: int, height: int, width: int, generator: torch.Generator) -> torch.Tensor:

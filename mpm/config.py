@@ -3,7 +3,7 @@
 An `ExperimentConfig` holds every choice that changes a result (dataset, image size, network,
 losses, triplet selection, the three stages of SPEC §7, seed, device). It round-trips through
 YAML and JSON, validates itself with errors that list what is allowed, and has a stable hash
-(`config.hash`), which names its results folder when the config has no `name`. `mpm.experiments`
+(`config.hash`), which names its results folder when the config has no `name`. `mpm.runs.experiments`
 re-exports it beside `run(config)`.
 
 Profiles (`profile("paper" | "cpu" | "smoke")`):
@@ -44,7 +44,9 @@ BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 MASK_MODES = ("none", "conv", "bilinear", "pool", "input", "silhouette")
 """How the mask enters the stem: ``none`` is the Baseline, ``pool`` the paper's model, ``input`` and
 ``silhouette`` are controls (RGB × mask; the mask alone on three channels)."""
-PART_COUNTS = (3, 6, 12, 18)
+PART_GRIDS = {3: (3, 1), 6: (6, 1), 12: (6, 2), 18: (6, 3)}
+"""Part count → (rows, columns) of the grid the last feature map T is cut into (paper Fig. 6)."""
+PART_COUNTS = tuple(PART_GRIDS)
 TRIPLET_LOSSES = ("none", "global", "local")
 SELECTORS = ("random", "batch-hard", "mask-trihard")
 PROFILES = ("paper", "cpu", "smoke")

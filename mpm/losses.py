@@ -80,12 +80,3 @@ def batch_hard_triplet_loss(features: torch.Tensor, labels: torch.Tensor,
     hardest_negative = distances.masked_fill(same, float("inf")).amin(dim=-1)
     hinge = F.relu(hardest_positive - hardest_negative + margin)
     return hinge[:, valid].mean()
-
-
-def total_loss(logits_a: torch.Tensor, logits_p: torch.Tensor, logits_n: torch.Tensor,
-               labels_a: torch.Tensor, labels_p: torch.Tensor, labels_n: torch.Tensor,
-               h_a: torch.Tensor, h_p: torch.Tensor, h_n: torch.Tensor,
-               margin: float = DEFAULT_MARGIN) -> torch.Tensor:
-    """Eq. (5): local-level triplet loss + triplet-architecture id loss."""
-    return (local_triplet_loss(h_a, h_p, h_n, margin)
-            + triplet_id_loss(logits_a, logits_p, logits_n, labels_a, labels_p, labels_n))

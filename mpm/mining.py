@@ -479,5 +479,5 @@ def _check_binary(masks: Tensor) -> None:
     if masks.dtype != torch.bool and not ((masks == 0) | (masks == 1)).all():
         raise ValueError(
             f"masks must hold 0/1 values (or bool), got values in [{masks.min().item()}, "
-            f"{masks.max().item()}]; binarise them first (e.g. masks > 127 for 8-bit PNG masks)"
+            f"{masks.max().item()}]; binarize them first (e.g. masks > 127 for 8-bit PNG masks)"
         )

@@ -20,11 +20,8 @@ from mpm.backbones import (
     copy_batch_norm_entries,
     feature_channels,
 )
-from mpm.config import MASK_MODES
+from mpm.config import MASK_MODES, PART_GRIDS, ExperimentConfig
 from mpm.pooling import binarize_mask, stem_mask_pool, validate_threshold
-
-PART_GRIDS = {3: (3, 1), 6: (6, 1), 12: (6, 2), 18: (6, 3)}
-"""Part count → (rows, columns) of the grid T is cut into (paper Fig. 6)."""
 
 _GATED_MODES = ("bilinear", "pool")
 
@@ -261,3 +258,17 @@ class MPMNet(nn.Module):
         output = self.forward(images, masks, return_global=feature == "global")
         chosen = output.parts if feature == "parts" else output.global_parts
         return chosen.flatten(1)
+
+
+def build_model(config: ExperimentConfig, num_classes: int) -> MPMNet:
+    """The MPM network of ``config`` for ``num_classes`` training identities."""
+    return MPMNet(
+        num_classes,
+        backbone=config.backbone,
+        mask_mode=config.mask_mode,
+        mask_gate=config.mask_gate,
+        threshold=config.threshold,
+        parts=config.parts,
+        reduce_dim=config.reduce_dim,
+        weights=config.weights,
+    )

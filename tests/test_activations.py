@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mpm.activations import (
+from mpm.runs.activations import (
     LAYERS,
     capture_outputs,
     energy_on_person,

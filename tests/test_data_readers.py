@@ -257,8 +257,8 @@ def test_read_mask_of_a_missing_file_names_it(tmp_path):
 
 
 def test_the_generated_synthetic_benchmark_loads_like_market1501(tmp_path):
-    from mpm.data.synth_config import SynthConfig
-    from mpm.data.synthetic import generate_benchmark
+    from mpm.data.synthetic.config import SynthConfig
+    from mpm.data.synthetic.generate import generate_benchmark
 
     config = SynthConfig(train_identities=3, test_identities=3, distractors=2, junk=2)
     root = generate_benchmark(tmp_path / "synthetic", config)

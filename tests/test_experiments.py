@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from mpm import checkpoints, experiments
+from mpm.runs import checkpoints, experiments
 from mpm.config import ExperimentConfig, StageConfig, paper_decay_epoch, profile
-from mpm.records import history_from_csv, history_to_csv, is_complete, read_record, write_record
+from mpm.runs.store import history_from_csv, history_to_csv, is_complete, read_record, write_record
 
 
 # --- config ------------------------------------------------------------------------------------
@@ -174,7 +174,7 @@ def test_a_failed_write_leaves_no_record(tmp_path, monkeypatch):
     def broken(path, obj, **options):
         raise OSError("disk full")
 
-    monkeypatch.setattr("mpm.records.write_json_atomic", broken)
+    monkeypatch.setattr("mpm.runs.store.write_json_atomic", broken)
     with pytest.raises(OSError, match="disk full"):
         write_record(tmp_path, config, {}, HISTORY, {}, QUERIES, ACTIVATIONS)
     assert list(tmp_path.iterdir()) == []
@@ -201,7 +201,7 @@ def test_run_returns_the_stored_record_without_training(tmp_path, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("a finished config must not be trained again")
 
-    monkeypatch.setattr("mpm.training.Trainer", no_training)
+    monkeypatch.setattr("mpm.runs.trainer.Trainer", no_training)
     assert experiments.run(config, results_root=tmp_path).metrics["SQ"] == {"R1": 1.0}
     with pytest.raises(ValueError, match="holds a run of a different config"):
         experiments.run(config.replace(seed=3), results_root=tmp_path)
@@ -230,7 +230,7 @@ def test_checkpoints_are_pruned_after_the_new_one_is_written(tmp_path):
 
 
 def test_environment_record_names_code_packages_device_and_seed():
-    from mpm.environment_info import collect
+    from mpm.runs.environment import collect
 
     env = collect(torch.device("cpu"), seed=7)
     assert env["seed"] == 7 and env["device"] == "cpu" and env["world_size"] == 1

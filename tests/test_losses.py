@@ -10,7 +10,6 @@ from mpm.losses import (
     global_triplet_loss,
     local_triplet_loss,
     part_id_loss,
-    total_loss,
     triplet_id_loss,
 )
 
@@ -98,10 +97,19 @@ def test_batch_hard_leaves_out_anchors_without_a_positive():
         batch_hard_triplet_loss(features[2:], labels[2:])
 
 
-def test_total_loss_is_local_triplet_plus_id_loss():
+def test_stage_three_loss_is_local_triplet_plus_id_loss():
+    from mpm.model import MPMOutput
+    from mpm.runs.objective import batch_losses
+
     uniform = torch.zeros(1, 2, 2)
-    loss = total_loss(LOGITS, uniform, uniform, LABELS, LABELS, LABELS, H_A, H_P, H_N)
-    assert loss.item() == pytest.approx(2.25 + (PART_ID + 2 * math.log(2.0)) / 3, rel=1e-6)
+    output = MPMOutput(parts=torch.cat([H_A, H_P, H_N]), logits=torch.cat([LOGITS, uniform, uniform]),
+                       pooled=torch.cat([H_A, H_P, H_N]).flatten(1))
+    total, id_loss, triplet, _ = batch_losses(output, torch.cat([LABELS] * 3), 3, "local", 0.5)
+    assert triplet.item() == pytest.approx(2.25, rel=1e-6)
+    assert id_loss.item() == pytest.approx((PART_ID + 2 * math.log(2.0)) / 3, rel=1e-6)
+    assert total.item() == pytest.approx(triplet.item() + id_loss.item(), rel=1e-6)
+    _, _, global_triplet, _ = batch_losses(output, torch.cat([LABELS] * 3), 3, "global", 6.0)
+    assert global_triplet.item() == pytest.approx(math.sqrt(26) - math.sqrt(101) + 6.0, rel=1e-6)
 
 
 def test_triplet_gradients_stay_finite_at_zero_distance():

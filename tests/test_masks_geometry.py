@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mpm.masks.geometry import Region, binarise, centre_region, crop_region, dilate, pad_centred
+from mpm.masks.geometry import Region, binarize, centre_region, crop_region, dilate, pad_centred
 
 
 def grid(rows: list[str]) -> torch.Tensor:
@@ -36,9 +36,9 @@ def test_other_odd_factors_centre_the_image_and_even_ones_are_refused():
         centre_region(4, 2, factor=2)
 
 
-def test_binarise_keeps_probabilities_of_one_half_and_above():
+def test_binarize_keeps_probabilities_of_one_half_and_above():
     probabilities = torch.tensor([0.0, 0.49, 0.5, 0.51, 1.0])
-    assert binarise(probabilities).tolist() == [False, False, True, True, True]
+    assert binarize(probabilities).tolist() == [False, False, True, True, True]
 
 
 def test_dilation_by_three_pixels_grows_a_segment_by_a_7x7_square():

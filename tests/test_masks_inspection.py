@@ -1,7 +1,6 @@
 """Measurements of the mask-extraction steps: anchors per pyramid level, dilation gain, degraded
 masks' IoU and extraction compared with true masks (hand-computed values)."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,8 +8,8 @@ import torch
 from PIL import Image
 
 from mpm.data import ImageRecord
-from mpm.data.synth_config import SynthConfig
-from mpm.masks.inspection import (
+from mpm.data.synthetic.config import SynthConfig
+from mpm.analysis.masks import (
     anchor_table,
     anchors_centred_at,
     degraded_benchmarks,

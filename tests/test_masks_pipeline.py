@@ -1,4 +1,4 @@
-"""The batched pipeline pad → detect → select → binarise → crop → dilate, on a fake detector."""
+"""The batched pipeline pad → detect → select → binarize → crop → dilate, on a fake detector."""
 
 import pytest
 import torch

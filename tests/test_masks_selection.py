@@ -27,7 +27,7 @@ def prediction(*instances: tuple[int, float, torch.Tensor]) -> dict[str, torch.T
             "masks": torch.stack(masks)}
 
 
-def test_central_overlap_counts_binarised_pixels_inside_the_original_region():
+def test_central_overlap_counts_binarized_pixels_inside_the_original_region():
     masks = torch.stack([
         soft_mask(slice(0, 15), slice(0, 12)),         # covers everything: 5×4 = 20 inside
         soft_mask(slice(4, 6), slice(3, 5)),           # 2×2 box, only (5, 4) inside

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from mpm.model import PART_GRIDS
-from mpm.part_layout import cell_boxes, cell_person_share, feature_map_size, part_cells
+from mpm.analysis.parts import cell_boxes, cell_person_share, feature_map_size, part_cells
 
 
 def test_feature_map_keeps_last_stride_one():

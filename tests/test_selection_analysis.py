@@ -9,7 +9,7 @@ from PIL import Image
 from mpm.data import ImageRecord
 from mpm.io import write_bytes_atomic
 from mpm.mining import TripletSelection, mask_guided_trihard
-from mpm.selection_analysis import (
+from mpm.analysis.selection import (
     choice_changes,
     distance_gaps,
     mask_intersections,

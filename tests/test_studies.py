@@ -5,14 +5,14 @@ import dataclasses
 import pytest
 
 from mpm.config import profile
-from mpm.records import write_record
-from mpm.studies import (
+from mpm.runs.store import write_record
+from mpm.analysis.statistics import seed_summary
+from mpm.runs.studies import (
     FULL_MODEL,
     plan,
     results_table,
     run_study,
     study_settings,
-    summarise,
     unique_configs,
 )
 
@@ -66,7 +66,7 @@ def test_results_table_reads_stored_runs_and_marks_missing_ones(tmp_path):
     assert table["SQ R1"].tolist()[:2] == [50.0, 75.0]
     assert table.loc[0, "SQ mINP"] == 12.5
     assert table.loc[0, "train minutes"] == 2.0
-    summary = summarise(table)
+    summary = seed_summary(table)
     assert summary.loc["random", "SQ R1"] == "56.25 ± 8.84"
     assert summary.loc["random", "seeds"] == 2
     assert summary.loc["batch-hard", "SQ mAP"] == "50.0 ± 0.0"
@@ -75,7 +75,7 @@ def test_results_table_reads_stored_runs_and_marks_missing_ones(tmp_path):
 
 def test_run_study_trains_only_what_is_missing(tmp_path, monkeypatch):
     trained = []
-    monkeypatch.setattr("mpm.experiments.run", lambda config, **kwargs: trained.append(config.hash))
+    monkeypatch.setattr("mpm.runs.experiments.run", lambda config, **kwargs: trained.append(config.hash))
     runs = plan(["selection"], "smoke", seeds=(0,))
     write_record(tmp_path, runs[0].config, fake_metrics(0.5, 0.5), [], {}, QUERIES, {})
     done = run_study(["selection"], "smoke", seeds=(0,), max_runs=1, results_root=tmp_path)
@@ -98,7 +98,7 @@ def test_a_run_stored_under_a_name_is_found_by_its_hash(tmp_path):
 
 def test_shards_split_the_runs_without_overlap(tmp_path, monkeypatch):
     trained = []
-    monkeypatch.setattr("mpm.experiments.run", lambda config, **kwargs: trained.append(config.hash))
+    monkeypatch.setattr("mpm.runs.experiments.run", lambda config, **kwargs: trained.append(config.hash))
     first = run_study(["parts"], "smoke", seeds=(0,), shard=(0, 2), results_root=tmp_path)
     second = run_study(["parts"], "smoke", seeds=(0,), shard=(1, 2), results_root=tmp_path)
     everything = [c.hash for c in unique_configs(plan(["parts"], "smoke", seeds=(0,)))]

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from mpm.data import DatasetSplits, ImageRecord
-from mpm.data.synth_analysis import (
+from mpm.analysis.synthetic import (
     cross_camera_examples,
     dial_frames,
     market_top1_from_query_camera,
@@ -19,7 +19,7 @@ from mpm.data.synth_analysis import (
     shared_patch_share,
     split_statistics,
 )
-from mpm.data.synth_config import SynthConfig
+from mpm.data.synthetic.config import SynthConfig
 
 
 def record(pid: int, camid: int, split: str = "bounding_box_test", n: int = 0) -> ImageRecord:

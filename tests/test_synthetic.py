@@ -17,18 +17,11 @@ from scipy import ndimage
 import mpm
 from mpm.cli import main
 from mpm.data import load_dataset
-from mpm.data.synth_config import SynthConfig, dial_names
-from mpm.data.synth_nuisances import bleed, degrade_mask, drop_parts, punch_holes
-from mpm.data.synth_people import (
-    LIMBS,
-    Material,
-    Part,
-    Placement,
-    render_person,
-    sample_identity,
-)
-from mpm.data.synth_plan import FOLDERS, ImageName, stream
-from mpm.data.synthetic import build_world, generate_benchmark, render_frame
+from mpm.data.synthetic.config import SynthConfig, dial_names
+from mpm.data.synthetic.nuisances import bleed, degrade_mask, drop_parts, punch_holes
+from mpm.data.synthetic.people import LIMBS, Material, Part, Placement, render_person, sample_identity
+from mpm.data.synthetic.plan import FOLDERS, ImageName, stream
+from mpm.data.synthetic.generate import build_world, generate_benchmark, render_frame
 
 NAME = re.compile(r"^(-1|\d{4})_c([1-9])s(\d)_(\d{6})_(\d{2})$")
 TINY = SynthConfig(
@@ -384,7 +377,7 @@ def test_a_non_empty_output_is_refused_unless_forced(tmp_path):
 
 
 def test_a_failed_generation_leaves_nothing_behind(tmp_path, monkeypatch):
-    import mpm.data.synthetic as synthetic
+    import mpm.data.synthetic.generate as synthetic
 
     def fail(*args: object) -> None:
         raise RuntimeError("disk full")

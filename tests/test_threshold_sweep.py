@@ -5,13 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from mpm.threshold_sweep import (
-    READINGS,
-    best_threshold,
-    group_means,
-    sweep_table,
-    threshold_group,
-)
+from mpm.analysis.thresholds import READINGS, best_threshold, group_means, sweep_table, threshold_group
 
 TEXT, GATED = READINGS[False], READINGS[True]
 

@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from mpm import checkpoints, experiments, training
+from mpm.model import build_model
+from mpm.runs import checkpoints, experiments, objective, optimization, trainer
+from mpm.runs.runtime import Runtime
 from mpm.cli import main as mpm_main
 from mpm.config import profile
 from mpm.data import load_dataset
-from mpm.records import RECORD_FILES, read_record
+from mpm.runs.store import RECORD_FILES, read_record
 from tiny_benchmark import write_tiny_benchmark
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -54,7 +56,7 @@ def _without_seconds(history):
 # --- SPEC §7 -----------------------------------------------------------------------------------
 def test_parameter_groups_and_learning_rates_follow_spec_section_7():
     config = profile("paper").replace(backbone="resnet18", weights=None)
-    model = training.build_model(config, num_classes=5)
+    model = build_model(config, num_classes=5)
     expected = {  # stage: {epoch: {group: lr}} (None: frozen)
         1: {0: {"backbone": 0.01, "reducers": 0.1, "classifiers": 0.1},
             39: {"backbone": 0.01, "reducers": 0.1, "classifiers": 0.1},
@@ -65,11 +67,11 @@ def test_parameter_groups_and_learning_rates_follow_spec_section_7():
         3: {0: {"backbone": 0.001, "reducers": 0.01, "classifiers": 0.001},
             19: {"backbone": 0.001, "reducers": 0.01, "classifiers": 0.001}},
     }
-    modules = training.group_modules(model)
+    modules = optimization.group_modules(model)
     for stage_number, stage in zip((1, 2, 3), config.stages()):
-        optimizer = training.build_optimizer(model, stage, config)
+        optimizer = optimization.build_optimizer(model, stage, config)
         for epoch, rates in expected[stage_number].items():
-            got = training.set_learning_rates(optimizer, stage, epoch)
+            got = optimization.set_learning_rates(optimizer, stage, epoch)
             assert got == pytest.approx(rates), (stage_number, epoch)
         for group in optimizer.param_groups:
             assert {id(p) for p in group["params"]} == {id(p) for p in modules[group["name"]].parameters()}
@@ -84,9 +86,9 @@ def test_parameter_groups_and_learning_rates_follow_spec_section_7():
 def test_stage_two_changes_only_classifier_weights(smoke, tmp_path):
     config = smoke.replace(stage1={"epochs": 0, "decay_epoch": None}, stage3={"epochs": 0})
     splits = load_dataset(config.dataset, config.root)
-    trainer = training.Trainer(config, splits, tmp_path, training.Runtime(torch.device("cpu")))
-    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-    after = trainer.fit().model.state_dict()
+    schedule = trainer.Trainer(config, splits, tmp_path, Runtime(torch.device("cpu")))
+    before = {k: v.clone() for k, v in schedule.model.state_dict().items()}
+    after = schedule.fit().model.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed == {"classifiers.weight", "classifiers.bias"}
 
@@ -131,7 +133,7 @@ class Killed(Exception):
 
 
 def _kill_at(stage: int, epoch: int, step: int):
-    def hook(info: training.StepInfo) -> None:
+    def hook(info: trainer.StepInfo) -> None:
         if (info.stage, info.epoch, info.step) == (stage, epoch, step):
             raise Killed
     return hook
@@ -153,15 +155,15 @@ def test_a_killed_run_resumes_to_identical_metrics(reference, smoke, tmp_path):
 
 def test_a_nan_loss_stops_the_run_naming_where_and_keeps_the_last_checkpoint(smoke, tmp_path, monkeypatch):
     calls = {"n": 0}
-    real_loss = training.part_id_loss
+    real_loss = objective.part_id_loss
 
     def nan_in_epoch_two(logits, labels):
         calls["n"] += 1
         loss = real_loss(logits, labels)
         return loss * float("nan") if calls["n"] > 4 else loss  # stage 1 has 4 steps per epoch
 
-    monkeypatch.setattr(training, "part_id_loss", nan_in_epoch_two)
-    with pytest.raises(training.TrainingDiverged, match="at stage 1, epoch 2, step 1 is not finite") as error:
+    monkeypatch.setattr(objective, "part_id_loss", nan_in_epoch_two)
+    with pytest.raises(trainer.TrainingDiverged, match="at stage 1, epoch 2, step 1 is not finite") as error:
         experiments.run(smoke, results_root=tmp_path / "results", cache_root=tmp_path / "cache")
     kept = tmp_path / "cache" / smoke.hash / "stage1-epoch001.pt"
     assert str(kept) in str(error.value)

@@ -11,15 +11,12 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
-from mpm.checkpoints import FINAL_NAME, latest_checkpoint, load_checkpoint
-from mpm.config import DATASETS, ExperimentConfig
-from mpm.experiments import checkpoint_dir, load_config_dataset
+from mpm.config import DATASETS
+from mpm.evaluation import format_table
 from mpm.io import write_json_atomic
-from mpm.model_evaluation import evaluate_scores, metrics_table
-from mpm.records import read_record
-from mpm.training import build_model, resolve_device
+from mpm.runs.inference import evaluate_scores, find_checkpoint, load_trained
+from mpm.runs.paths import load_config_dataset
+from mpm.runs.runtime import resolve_device
 
 HELP = "evaluate a trained run or checkpoint on a dataset (SQ/MQ, re-ranking) and write the record"
 
@@ -36,29 +33,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="checkpoint folder of --run (default: <project>/.cache/checkpoints)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--out", metavar="FILE", default=None, help="where to write the results record")
-
-
-def find_checkpoint(run_dir: Path, cache: str | None) -> Path:
-    """The final model of a finished run, else its newest epoch checkpoint."""
-    config = read_record(run_dir).config
-    folder = checkpoint_dir(config, cache)
-    final = folder / FINAL_NAME
-    if final.is_file():
-        return final
-    latest = latest_checkpoint(folder)
-    if latest is None:
-        raise FileNotFoundError(f"run {run_dir} has no model in {folder}; retrain it with "
-                                f"`mpm train --config {run_dir / 'config.yaml'} --force`")
-    return latest
-
-
-def load_trained(path: Path, device: torch.device) -> tuple[torch.nn.Module, ExperimentConfig]:
-    """The network stored in a checkpoint and the config it was trained with."""
-    state = load_checkpoint(path, device)
-    config = ExperimentConfig.from_dict(state["config"])
-    model = build_model(config.replace(weights=None), state["num_classes"])
-    model.load_state_dict(state["model"])
-    return model.to(device).eval(), config
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,6 +52,6 @@ def run(args: argparse.Namespace) -> int:
     write_json_atomic(out, {"checkpoint": str(path), "dataset": config.dataset, "root": str(splits.root),
                             "config_hash": config.hash, "metrics": metrics})
     print(f"{path} on {config.dataset} at {splits.root}")
-    print(metrics_table(metrics))
+    print(format_table(metrics))
     print(f"wrote {out}")
     return 0

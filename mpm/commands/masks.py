@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-from mpm.data import DATASET_NAMES, load_dataset
+from mpm.config import DATASETS
+from mpm.data import load_dataset
 from mpm.masks.detector import (
     DEFAULT_MAX_DETECTIONS,
     DEFAULT_MIN_SIZE,
@@ -33,7 +34,7 @@ SPLITS = ("train", "query", "gallery", "gt_bbox")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``mpm masks``."""
     parser.add_argument("--root", required=True, help="dataset root folder")
-    parser.add_argument("--dataset", default="market1501", choices=DATASET_NAMES,
+    parser.add_argument("--dataset", default="market1501", choices=DATASETS,
                         help="layout of the dataset (default: market1501)")
     parser.add_argument("--cuhk03-variant", choices=("labeled", "detected"), default="labeled",
                         help="CUHK03 only: the hand-labeled or the detected boxes")

@@ -11,7 +11,7 @@ import argparse
 import pandas as pd
 
 from mpm.config import PROFILES
-from mpm.studies import DEFAULT_SEEDS, STUDIES, plan, results_table, run_study, unique_configs
+from mpm.runs.studies import DEFAULT_SEEDS, STUDIES, plan, results_table, run_study, unique_configs
 
 HELP = "list or train the missing runs of the book's studies (resumable)"
 

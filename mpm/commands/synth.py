@@ -8,8 +8,8 @@ import sys
 import time
 from dataclasses import MISSING, fields
 
-from mpm.data.synth_config import SynthConfig
-from mpm.data.synthetic import generate_benchmark
+from mpm.data.synthetic.config import SynthConfig
+from mpm.data.synthetic.generate import generate_benchmark
 
 HELP = "generate the synthetic pedestrian benchmark (Market-1501 layout, true masks, meta.json)"
 

@@ -11,9 +11,10 @@ import os
 import sys
 
 from mpm.config import PROFILES, ExperimentConfig, profile
-from mpm.experiments import run as run_experiment
-from mpm.model_evaluation import metrics_table
-from mpm.training import TrainingDiverged, stop_runtime
+from mpm.runs.experiments import run as run_experiment
+from mpm.evaluation import format_table
+from mpm.runs.trainer import TrainingDiverged
+from mpm.runs.runtime import stop_runtime
 
 HELP = "train an experiment config (three stages, resumable) and store its results record"
 
@@ -54,5 +55,5 @@ def run(args: argparse.Namespace) -> int:
         stop_runtime()
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"run {config.run_name} (config {config.hash}) → {record.path}")
-        print(metrics_table(record.metrics))
+        print(format_table(record.metrics))
     return 0

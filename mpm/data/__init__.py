@@ -13,13 +13,12 @@ from mpm.data.market import (
     read_synthetic,
 )
 from mpm.data.mask_files import check_masks, mask_path, missing_masks, read_mask
-from mpm.data.records import DISTRACTOR_PID, JUNK_PID, DatasetSplits, ImageRecord
-from mpm.data.registry import DATASET_NAMES, load_dataset
+from mpm.data.splits import DISTRACTOR_PID, DatasetSplits, ImageRecord, JUNK_PID
+from mpm.data.registry import load_dataset
 from mpm.data.samplers import PKSampler
 from mpm.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transforms
 
 __all__ = [
-    "DATASET_NAMES",
     "DISTRACTOR_PID",
     "JUNK_PID",
     "IMAGENET_MEAN",

@@ -37,7 +37,7 @@ import numpy as np
 from PIL import Image
 from scipy.io import loadmat
 
-from mpm.data.records import DatasetSplits, ImageRecord
+from mpm.data.splits import DatasetSplits, ImageRecord
 from mpm.io import atomic_path, write_json_atomic
 
 VARIANTS = ("labeled", "detected")

@@ -14,7 +14,7 @@ from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as F
 
 from mpm.data.mask_files import mask_path, read_mask
-from mpm.data.records import ImageRecord
+from mpm.data.splits import ImageRecord
 
 JointTransform = Callable[[tv_tensors.Image, tv_tensors.Mask], tuple[torch.Tensor, torch.Tensor]]
 

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 from mpm.data.market import parse_identity_camera, read_market_layout
-from mpm.data.records import DatasetSplits
+from mpm.data.splits import DatasetSplits
 
 DUKE_NAME = re.compile(r"^(-?\d+)_c(\d+)_f(\d+)$")
 DUKE_CAMERAS = 8

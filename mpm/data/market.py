@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from mpm.data.records import DISTRACTOR_PID, JUNK_PID, DatasetSplits, ImageRecord
+from mpm.data.splits import DISTRACTOR_PID, DatasetSplits, ImageRecord, JUNK_PID
 
 TRAIN_DIR = "bounding_box_train"
 QUERY_DIR = "query"

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mpm.data.records import ImageRecord
+from mpm.data.splits import ImageRecord
 
 MASK_THRESHOLD = 127
 _MASK_MODES = ("L", "1")

@@ -6,11 +6,12 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from mpm.config import DATASETS
 from mpm.data.cuhk03 import read_cuhk03
 from mpm.data.duke import read_dukemtmc
 from mpm.data.market import read_custom, read_market1501, read_synthetic
 from mpm.data.mask_files import check_masks
-from mpm.data.records import DatasetSplits
+from mpm.data.splits import DatasetSplits
 
 _MARKET_LAYOUT_READERS: dict[str, Callable[[Path], DatasetSplits]] = {
     "market1501": read_market1501,
@@ -18,7 +19,6 @@ _MARKET_LAYOUT_READERS: dict[str, Callable[[Path], DatasetSplits]] = {
     "custom": read_custom,
     "synthetic": read_synthetic,
 }
-DATASET_NAMES = tuple(sorted([*_MARKET_LAYOUT_READERS, "cuhk03"]))
 
 
 def load_dataset(
@@ -32,7 +32,7 @@ def load_dataset(
 ) -> DatasetSplits:
     """Read dataset ``name`` from ``root``; with ``require_masks``, check every image has its mask.
 
-    ``name`` is one of ``DATASET_NAMES``. The ``cuhk03_*`` options choose CUHK03's boxes
+    ``name`` is one of `mpm.config.DATASETS`. The ``cuhk03_*`` options choose CUHK03's boxes
     ("labeled" | "detected"), protocol ("new" | "classic") and classic split (0..19); the other
     datasets ignore them. Missing masks raise ``FileNotFoundError`` saying how many are
     missing, naming one, and giving the ``mpm masks`` command that creates them.
@@ -45,7 +45,7 @@ def load_dataset(
     elif name in _MARKET_LAYOUT_READERS:
         splits = _MARKET_LAYOUT_READERS[name](root)
     else:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASET_NAMES)}")
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     if require_masks:
         check_masks(splits.root, splits.all_records(), dataset=name)
     return splits

@@ -1,9 +1,15 @@
-"""CUHK03 protocols (SPEC §8).
+"""CUHK03 protocols.
 
-Classic (Li et al., 2014): 20 random splits with 100 test identities; single-shot, i.e. each query
-is ranked against a gallery holding one randomly drawn image per identity; the sampling is
-repeated with a seed and the scores are averaged over repeats and over splits. New protocol
-(Zhong et al., 2017; 767 / 700 identities): the Market-1501 protocol on its query / gallery.
+Classic (Li et al., CVPR 2014): 20 random splits with 100 test identities, query and gallery both
+the split's test images; scored single-shot and across camera views: each query is ranked against
+a gallery holding, for every test identity, one image drawn uniformly at random from that
+identity's images taken by a camera that is not the query's (junk excluded; an identity with no
+such image is left out). Each identity is seen by exactly the two cameras of its camera pair, so
+the query's own identity, and every identity of the query's pair, is drawn from the other view of
+that pair; an identity of another pair (both cameras distinct from the query's) may be drawn from
+either of its views. The sampling is repeated with a seed and the scores are averaged over repeats
+and over splits. New protocol (Zhong et al., CVPR 2017; 767 / 700 identities): the Market-1501
+protocol on its query / gallery.
 """
 
 from __future__ import annotations
@@ -17,26 +23,35 @@ from mpm.evaluation.ranking import RankResult, evaluate_rank, mean_rank_results
 
 def sample_single_shot_gallery(q_pids, q_camids, g_pids, g_camids, rng: np.random.Generator, *,
                                junk_pid: int | None = -1) -> np.ndarray:
-    """Q × G mask selecting, for each query, one gallery image per identity, uniformly at random
-    among the images the Market rule keeps (not junk, not the query's identity in the query's camera)."""
+    """Q × G mask of the cross-view single-shot gallery of each query (Li et al. 2014).
+
+    For each query and each gallery identity, exactly one image is selected, uniformly at random
+    among that identity's gallery images whose camera id differs from the query's, i.e. taken by
+    the camera that is not the query's; images of identity ``junk_pid`` are never selected, and an
+    identity with no image outside the query's camera contributes nothing. Draws come from ``rng``
+    (one random permutation of the gallery per query), so a seeded generator gives a reproducible mask.
+    """
     q_pids, q_camids = np.asarray(q_pids), np.asarray(q_camids)
     g_pids, g_camids = np.asarray(g_pids), np.asarray(g_camids)
-    identities, g_identity = np.unique(g_pids, return_inverse=True)
-    usable = ~((q_pids[:, None] == g_pids[None, :]) & (q_camids[:, None] == g_camids[None, :]))
+    _, g_identity = np.unique(g_pids, return_inverse=True)
+    num_identities = int(g_identity.max(initial=-1)) + 1
+    usable = q_camids[:, None] != g_camids[None, :]
     if junk_pid is not None:
         usable &= g_pids[None, :] != junk_pid
-    keys = np.where(usable, rng.random(usable.shape), -1.0)
-    best = np.full((len(q_pids), len(identities)), -1.0)
+    # distinct keys per row (a random permutation), so each identity's maximum is unique
+    shape = (len(q_pids), len(g_pids))
+    keys = np.where(usable, rng.permuted(np.broadcast_to(np.arange(len(g_pids)), shape), axis=1), -1)
+    best = np.full((len(q_pids), num_identities), -1, dtype=keys.dtype)
     np.maximum.at(best, (slice(None), g_identity), keys)
-    chosen = np.take_along_axis(best, np.broadcast_to(g_identity, keys.shape), axis=1)
+    chosen = np.take_along_axis(best, np.broadcast_to(g_identity, shape), axis=1)
     return usable & (keys == chosen)
 
 
 def evaluate_single_shot(distmat, q_pids, g_pids, q_camids, g_camids, *, repeats: int = 10, seed: int = 0,
                          max_rank: int = 50, junk_pid: int | None = -1,
                          distractor_pid: int | None = None) -> RankResult:
-    """Single-shot scores: the mean over ``repeats`` galleries drawn by :func:`sample_single_shot_gallery`
-    from ``np.random.default_rng(seed)``."""
+    """Cross-view single-shot scores (Li et al. 2014): the mean over ``repeats`` galleries drawn by
+    :func:`sample_single_shot_gallery` from ``np.random.default_rng(seed)``."""
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
     rng = np.random.default_rng(seed)
@@ -49,7 +64,7 @@ def evaluate_single_shot(distmat, q_pids, g_pids, q_camids, g_camids, *, repeats
 
 
 def evaluate_classic(splits: Iterable[tuple], *, repeats: int = 10, seed: int = 0, max_rank: int = 50) -> RankResult:
-    """The classic protocol: single-shot scores averaged over the splits.
+    """The classic protocol (Li et al. 2014): cross-view single-shot scores averaged over the splits.
 
     ``splits`` yields ``(distmat, q_pids, g_pids, q_camids, g_camids)`` per split; split s draws its
     galleries from an independent stream of ``np.random.SeedSequence(seed)``.

@@ -10,7 +10,7 @@ from mpm.masks.detector import (
     pretrained_mask_rcnn,
     random_mask_rcnn,
 )
-from mpm.masks.geometry import Region, binarise, centre_region, crop_region, dilate, pad_centred
+from mpm.masks.geometry import Region, binarize, centre_region, crop_region, dilate, pad_centred
 from mpm.masks.pipeline import ExtractedMask, MaskExtractor
 from mpm.masks.quality import MaskQuality, compare_mask_folders, compare_masks, mask_iou
 from mpm.masks.runner import (
@@ -34,7 +34,7 @@ __all__ = [
     "Region",
     "RunReport",
     "WeightsUnavailableError",
-    "binarise",
+    "binarize",
     "build_mask_rcnn",
     "centre_region",
     "compare_mask_folders",

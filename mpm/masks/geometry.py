@@ -61,7 +61,7 @@ def crop_region(padded: torch.Tensor, region: Region) -> torch.Tensor:
     return padded[..., region.top : region.bottom, region.left : region.right]
 
 
-def binarise(probabilities: torch.Tensor, threshold: float = PAPER_MASK_THRESHOLD) -> torch.Tensor:
+def binarize(probabilities: torch.Tensor, threshold: float = PAPER_MASK_THRESHOLD) -> torch.Tensor:
     """Boolean mask: probability ≥ ``threshold`` (Mask R-CNN's soft masks are cut at 0.5)."""
     return probabilities >= threshold
 

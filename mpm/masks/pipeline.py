@@ -1,5 +1,5 @@
 """The whole per-image mask pipeline of paper §III-B, run on a batch of images at once:
-pad 3× → Mask R-CNN → choose the person → binarise at 0.5 → crop back → dilate 3 px."""
+pad 3× → Mask R-CNN → choose the person → binarize at 0.5 → crop back → dilate 3 px."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from mpm.masks.geometry import (
     PAPER_MASK_THRESHOLD,
     PAPER_PAD_FACTOR,
     Region,
-    binarise,
+    binarize,
     crop_region,
     dilate,
     pad_centred,
@@ -73,5 +73,5 @@ class MaskExtractor:
         if index is None:
             return ExtractedMask(torch.ones(region.height, region.width, dtype=torch.bool), None)
         soft = crop_region(prediction["masks"][index, 0], region)
-        mask = dilate(binarise(soft, self.mask_threshold), self.dilation_px)
+        mask = dilate(binarize(soft, self.mask_threshold), self.dilation_px)
         return ExtractedMask(mask.cpu(), float(prediction["scores"][index]))

@@ -91,7 +91,7 @@ def report_path(masks_dir: str | os.PathLike) -> Path:
     return Path(masks_dir) / REPORT_NAME
 
 
-def read_image(path: Path) -> torch.Tensor:
+def read_float_image(path: Path) -> torch.Tensor:
     """An image file as a 3×H×W float tensor of RGB values in [0, 1]."""
     with Image.open(path) as image:
         pixels = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
@@ -146,7 +146,7 @@ def run_extraction(
     start = time.perf_counter()
     try:
         for batch in batches(pending, batch_size):
-            results = extractor([read_image(job.image) for job in batch])
+            results = extractor([read_float_image(job.image) for job in batch])
             missed = [job for job, result in zip(batch, results) if not result.person_found]
             if missed:
                 rows = [{"split": j.split, "stem": j.stem, "image": str(j.image)} for j in missed]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from mpm.masks.geometry import PAPER_MASK_THRESHOLD, Region, binarise, crop_region
+from mpm.masks.geometry import PAPER_MASK_THRESHOLD, Region, binarize, crop_region
 
 COCO_PERSON_LABEL = 1
 DEFAULT_MIN_SCORE = 0.5
@@ -13,8 +13,8 @@ DEFAULT_MIN_SCORE = 0.5
 def central_overlaps(
     masks: torch.Tensor, region: Region, threshold: float = PAPER_MASK_THRESHOLD
 ) -> torch.Tensor:
-    """Per instance, the number of its binarised mask pixels inside ``region`` (masks N×1×H×W)."""
-    inside = binarise(crop_region(masks, region), threshold)
+    """Per instance, the number of its binarized mask pixels inside ``region`` (masks N×1×H×W)."""
+    inside = binarize(crop_region(masks, region), threshold)
     return inside.flatten(1).sum(dim=1)
 
 
@@ -30,7 +30,7 @@ def select_person(
     ``prediction`` is one image's output of torchvision's Mask R-CNN (``labels``, ``scores``,
     ``masks`` N×1×H×W soft masks) on the padded image; ``region`` is where the original image
     lies. Candidates are COCO ``person`` detections (label 1) with score ≥ ``min_score`` whose
-    binarised mask covers at least one pixel of the region; the one covering most region pixels
+    binarized mask covers at least one pixel of the region; the one covering most region pixels
     wins, ties going to the higher score (then the earlier detection).
     """
     labels, scores, masks = prediction["labels"], prediction["scores"], prediction["masks"]

@@ -11,9 +11,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from mpm.data.synth_config import SynthConfig
-from mpm.data.synth_people import VIEWS
-from mpm.data.synth_scenes import SCENE_WIDTH_FACTOR, Camera
+from mpm.data.synthetic.config import SynthConfig
+from mpm.data.synthetic.people import VIEWS
+from mpm.data.synthetic.scenes import Camera, SCENE_WIDTH_FACTOR
 
 TRAIN_FOLDER, GALLERY_FOLDER, QUERY_FOLDER, GT_BBOX_FOLDER = (
     "bounding_box_train",

@@ -24,8 +24,8 @@ import numpy as np
 from PIL import Image
 
 import mpm
-from mpm.data.synth_config import SynthConfig
-from mpm.data.synth_nuisances import (
+from mpm.data.synthetic.config import SynthConfig
+from mpm.data.synthetic.nuisances import (
     apply_light,
     apply_low_resolution,
     degrade_mask,
@@ -33,30 +33,23 @@ from mpm.data.synth_nuisances import (
     sample_placement,
     to_uint8,
 )
-from mpm.data.synth_people import (
-    VIEWS,
-    Identity,
-    PersonLayer,
-    Placement,
-    render_person,
-    sample_identity,
-)
-from mpm.data.synth_plan import (
+from mpm.data.synthetic.people import Identity, PersonLayer, Placement, VIEWS, render_person, sample_identity
+from mpm.data.synthetic.plan import (
+    Extra,
     FOLDERS,
     GALLERY_FOLDER,
     GT_BBOX_FOLDER,
-    QUERY_FOLDER,
-    TRAIN_FOLDER,
-    Extra,
     ImageName,
+    QUERY_FOLDER,
     Stream,
+    TRAIN_FOLDER,
     Tracklet,
     identity_pids,
     plan_extras,
     plan_tracklets,
     stream,
 )
-from mpm.data.synth_scenes import Camera, paste_person_fragment, render_scene, sample_camera
+from mpm.data.synthetic.scenes import Camera, paste_person_fragment, render_scene, sample_camera
 from mpm.io import write_json_atomic
 
 __all__ = ["SynthConfig", "World", "Frame", "build_world", "render_frame", "generate_benchmark"]

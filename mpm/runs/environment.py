@@ -20,16 +20,18 @@ from typing import Any
 import torch
 
 from mpm.numerics import NUMERICS_VARIABLES, PORTABLE_SWITCH, portable_numerics
+from mpm.runs.paths import code_root
 
 PACKAGES = ("mpm", "torch", "torchvision", "numpy", "pillow", "scipy", "pyyaml")
-_PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
-def git_state(repo: Path = _PROJECT_ROOT) -> dict[str, Any]:
-    """The commit checked out in ``repo`` and whether tracked files differ from it.
+def git_state(repo: Path | None = None) -> dict[str, Any]:
+    """The commit checked out in ``repo`` (default: the code's own checkout, `code_root`) and whether
+    tracked files differ from it.
 
     Both are None when ``repo`` is not a git checkout or git is not installed.
     """
+    repo = repo or code_root()
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True

@@ -10,8 +10,11 @@ the same batches and augmentations as one that never stopped.
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import re
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +97,45 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     return torch.load(path, map_location=map_location, weights_only=True)
+
+
+CORRUPT_SUFFIX = ".corrupt"
+_REQUIRED_KEYS = ("config_hash", "world_size", "model", "optimizer", "scaler", "rng", "history", "stage", "epoch")
+
+
+def latest_intact_checkpoint(directory: str | os.PathLike, map_location: str | torch.device = "cpu"
+                             ) -> tuple[Path, dict[str, Any]] | None:
+    """The newest epoch checkpoint of ``directory`` that loads, with its state; None if there is none.
+
+    An unreadable or incomplete checkpoint (a truncated file, say) is renamed ``<name>.corrupt``
+    with a warning naming it, and the next older one is tried.
+    """
+    for _, _, path in reversed(list_checkpoints(directory)):
+        try:
+            state = load_checkpoint(path, map_location)
+            missing = [key for key in _REQUIRED_KEYS if key not in state]
+            if missing:
+                raise KeyError(f"missing {', '.join(missing)}")
+        except (RuntimeError, EOFError, OSError, KeyError, TypeError, pickle.UnpicklingError,
+                zipfile.BadZipFile) as error:
+            aside = path.with_name(path.name + CORRUPT_SUFFIX)
+            os.replace(path, aside)
+            warnings.warn(f"checkpoint {path} cannot be used ({str(error).splitlines()[0]}); moved it to "
+                          f"{aside.name} and resuming from the one before", stacklevel=2)
+            continue
+        return path, state
+    return None
+
+
+def check_resumable(path: Path, state: dict[str, Any], config_hash: str, world_size: int) -> None:
+    """Raise ValueError when the checkpoint at ``path`` belongs to another config or process count."""
+    directory = path.parent
+    if state["config_hash"] != config_hash:
+        raise ValueError(f"checkpoint {path} belongs to config {state['config_hash']}, not "
+                         f"{config_hash}; delete {directory} to start over")
+    if state["world_size"] != world_size:
+        raise ValueError(f"checkpoint {path} was written by {state['world_size']} process(es) but this "
+                         f"run has {world_size}; resume with the same process count or delete {directory}")
 
 
 def remove_epoch_checkpoints(directory: str | os.PathLike) -> None:

@@ -1,14 +1,14 @@
-"""The three-stage MPM-LTL training schedule (paper §IV-B, SPEC §7), resumable and DDP-ready.
+"""The three-stage MPM-LTL training schedule (paper §IV-B), resumable and DDP-ready.
 
 - Stage 1: the single-branch network, part id loss (eq. 3).
 - Stage 2: everything but the classifiers frozen (weights and BatchNorm statistics), id loss.
 - Stage 3: the triplet architecture; at the start of every epoch the training set's features are
   extracted with the current model and a selector (random / batch-hard / Mask-guided TriHard,
-  Algorithm 1) picks one triplet per anchor; loss = triplet id loss (eq. 4) + the local-level
-  (eq. 2) or global-level triplet loss, or the id loss alone (``triplet_loss: none``).
+  Algorithm 1) picks the triplets (`mpm.runs.batches`); loss = triplet id loss (eq. 4) + the
+  local-level (eq. 2) or global-level triplet loss, or the id loss alone (``triplet_loss: none``),
+  see `mpm.runs.objective`.
 
-The learning rate of each parameter group (backbone, reducers, classifiers) comes from the stage's
-config; a group with no learning rate is frozen for that stage. SGD with momentum and weight decay.
+Learning rates per parameter group come from the stage's config (`mpm.runs.optimization`).
 
 Reproducibility: every epoch's data order is a function of (seed, stage, epoch) only, and each
 epoch ends with a checkpoint holding the model, optimizer, scaler, the random-number states of
@@ -25,14 +25,12 @@ the config asks for them; on CPU neither is.
 from __future__ import annotations
 
 import os
-import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -40,42 +38,36 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from mpm import checkpoints
+from mpm.config import ExperimentConfig, StageConfig
 from mpm.data import DatasetSplits, ReIDDataset, build_transforms
-from mpm.config import PARAMETER_GROUPS, ExperimentConfig, StageConfig
-from mpm.losses import global_triplet_loss, local_triplet_loss, part_id_loss, triplet_id_loss
-from mpm.mining import (
-    MASK_SIZE,
-    TripletSelection,
-    batch_hard_triplets,
-    downsample_masks,
-    mask_guided_trihard,
-    random_triplets,
+from mpm.mining import MASK_SIZE, TripletSelection
+from mpm.model import MPMNet, build_model
+from mpm.runs import checkpoints
+from mpm.runs.batches import (
+    epoch_permutation,
+    global_batches,
+    select_triplets,
+    to_device,
+    training_features,
+    triplet_batches,
 )
-from mpm.model import MPMNet
+from mpm.runs.objective import batch_losses
+from mpm.runs.optimization import build_optimizer, set_learning_rates, set_train_mode
+from mpm.runs.runtime import (
+    Runtime,
+    barrier,
+    derive_seed,
+    gather_rows,
+    rank_slice,
+    seed_everything,
+    seed_worker,
+)
 
 STAGES = (1, 2, 3)
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN, infinite or larger than the config's ``loss_limit``."""
-
-
-@dataclass(frozen=True)
-class Runtime:
-    """Where this process trains: its device and its place among ``world_size`` processes."""
-
-    device: torch.device
-    rank: int = 0
-    world_size: int = 1
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
 
 
 @dataclass(frozen=True)
@@ -100,193 +92,6 @@ class TrainingOutcome:
     num_classes: int
 
 
-# --- runtime ---------------------------------------------------------------------------------
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """The torch device for a config's ``device`` ("auto", "cpu", "cuda", "cuda:N")."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} was asked for but CUDA is not available; use device: cpu or auto")
-    if name == "cuda":
-        return torch.device("cuda", local_rank)
-    return torch.device(name)
-
-
-def start_runtime(config: ExperimentConfig) -> Runtime:
-    """The runtime of this process; under ``torchrun`` (WORLD_SIZE > 1) joins the process group."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = resolve_device(config.device, local_rank)
-    if world_size > 1 and not dist.is_initialized():
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Runtime(device=device, rank=rank, world_size=world_size)
-
-
-def stop_runtime() -> None:
-    """Leave the process group if this process joined one."""
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
-
-
-def barrier(runtime: Runtime) -> None:
-    """Wait for every process (no-op without DDP)."""
-    if runtime.distributed:
-        dist.barrier()
-
-
-def derive_seed(*parts: int) -> int:
-    """A 63-bit seed that depends on every part (e.g. seed, stage, epoch, rank)."""
-    return int(np.random.SeedSequence(list(parts)).generate_state(1, dtype=np.uint64)[0]) % 2**63
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _seed_worker(worker_id: int) -> None:
-    """DataLoader worker init: NumPy and Python follow the worker's torch seed."""
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
-
-
-# --- parameter groups and learning rates (SPEC §7) ---------------------------------------------
-def group_modules(model: MPMNet) -> dict[str, nn.Module]:
-    """The three learning-rate groups of SPEC §7, by name."""
-    return {"backbone": model.backbone, "reducers": model.reducers, "classifiers": model.classifiers}
-
-
-def configure_stage(model: MPMNet, stage: StageConfig) -> list[dict[str, Any]]:
-    """Freeze the groups without a learning rate, unfreeze the others; return optimizer groups.
-
-    Each returned group is ``{"name", "params", "lr", "base_lr"}`` for a trainable group.
-    """
-    groups = []
-    rates = stage.learning_rates()
-    for name, module in group_modules(model).items():
-        trainable = rates[name] is not None
-        for parameter in module.parameters():
-            parameter.requires_grad_(trainable)
-        if trainable:
-            params = list(module.parameters())
-            groups.append({"name": name, "params": params, "lr": rates[name], "base_lr": rates[name]})
-    return groups
-
-
-def build_optimizer(model: MPMNet, stage: StageConfig, config: ExperimentConfig) -> torch.optim.SGD:
-    """SGD (momentum, weight decay, no Nesterov) over the stage's trainable groups."""
-    return torch.optim.SGD(
-        configure_stage(model, stage),
-        lr=0.0,
-        momentum=config.momentum,
-        weight_decay=config.weight_decay,
-        nesterov=False,
-    )
-
-
-def set_learning_rates(optimizer: torch.optim.Optimizer, stage: StageConfig, epoch: int) -> dict[str, float | None]:
-    """Apply the stage's decay for 0-based ``epoch``; return each group's learning rate (None: frozen)."""
-    scale = stage.lr_scale(epoch)
-    rates: dict[str, float | None] = dict.fromkeys(PARAMETER_GROUPS)
-    for group in optimizer.param_groups:
-        group["lr"] = group["base_lr"] * scale
-        rates[group["name"]] = group["lr"]
-    return rates
-
-
-def set_train_mode(model: MPMNet, stage: StageConfig) -> None:
-    """Training mode for trainable groups; frozen groups stay in eval mode (BatchNorm fixed)."""
-    model.train()
-    rates = stage.learning_rates()
-    for name, module in group_modules(model).items():
-        if rates[name] is None:
-            module.eval()
-
-
-# --- data ------------------------------------------------------------------------------------
-def global_batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
-    """``order`` cut into full batches of ``batch_size`` (the incomplete rest is dropped)."""
-    full = len(order) // batch_size
-    return [order[i * batch_size:(i + 1) * batch_size] for i in range(full)]
-
-
-def rank_slice(batch: torch.Tensor, runtime: Runtime) -> torch.Tensor:
-    """This rank's equal share of a global batch."""
-    share = len(batch) // runtime.world_size
-    return batch[runtime.rank * share:(runtime.rank + 1) * share]
-
-
-def epoch_permutation(count: int, seed: int, stage: int, epoch: int) -> torch.Tensor:
-    """The data order of one epoch: depends on (seed, stage, epoch) only, the same on every rank."""
-    generator = torch.Generator().manual_seed(derive_seed(seed, stage, epoch))
-    return torch.randperm(count, generator=generator)
-
-
-def _to_device(batch: dict[str, Any], runtime: Runtime, channels_last: bool) -> tuple[torch.Tensor, ...]:
-    images = batch["image"].to(runtime.device, non_blocking=True)
-    if channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
-    masks = batch["mask"].to(runtime.device, non_blocking=True)
-    pids = torch.as_tensor(batch["pid"]).to(runtime.device)
-    return images, masks, pids
-
-
-# --- features ----------------------------------------------------------------------------------
-@torch.no_grad()
-def extract_features(
-    model: MPMNet, dataset: ReIDDataset, indices: Sequence[int], batch_size: int, runtime: Runtime,
-    *, mask_size: tuple[int, int] | None = None, amp: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Retrieval features (H concatenated, k·256) of ``dataset[indices]`` in eval mode, on CPU.
-
-    With ``mask_size`` also the items' masks brought to that size (bool), for Mask-guided TriHard.
-    """
-    was_training = model.training
-    model.eval()
-    loader = DataLoader(dataset, batch_sampler=[list(b) for b in torch.as_tensor(indices).split(batch_size)],
-                        num_workers=0, generator=torch.Generator())
-    features, masks = [], []
-    for batch in loader:
-        images = batch["image"].to(runtime.device)
-        with torch.autocast(runtime.device.type, dtype=torch.float16, enabled=amp):
-            features.append(model.embed(images, batch["mask"].to(runtime.device)).float().cpu())
-        if mask_size is not None:
-            masks.append(downsample_masks(batch["mask"], mask_size))
-    model.train(was_training)
-    return torch.cat(features), (torch.cat(masks) if mask_size is not None else None)
-
-
-def gather_rows(local: torch.Tensor, runtime: Runtime, total: int) -> torch.Tensor:
-    """Reassemble rows split as ``indices[rank::world_size]`` from every rank into ``total`` rows."""
-    if not runtime.distributed:
-        return local
-    shards = [None] * runtime.world_size
-    dist.all_gather_object(shards, local)
-    full = torch.empty((total, *local.shape[1:]), dtype=local.dtype)
-    for rank, shard in enumerate(shards):
-        full[rank::runtime.world_size] = shard
-    return full
-
-
-def select_triplets(
-    selector: str, features: torch.Tensor, pids: torch.Tensor, camids: torch.Tensor,
-    masks: torch.Tensor | None, generator: torch.Generator,
-) -> TripletSelection:
-    """One triplet per training image by the configured selector (SPEC §6)."""
-    if selector == "mask-trihard":
-        return mask_guided_trihard(features, pids, camids, masks)
-    if selector == "batch-hard":
-        return batch_hard_triplets(features, pids)
-    return random_triplets(pids, camids, generator)
-
-
-# --- the trainer -------------------------------------------------------------------------------
 class Trainer:
     """Runs the three stages of ``config`` on ``splits``, checkpointing into ``checkpoint_dir``."""
 
@@ -342,17 +147,11 @@ class Trainer:
         }
 
     def _resume(self) -> dict[str, Any] | None:
-        path = checkpoints.latest_checkpoint(self.checkpoint_dir)
-        if path is None:
+        found = checkpoints.latest_intact_checkpoint(self.checkpoint_dir, self.runtime.device)
+        if found is None:
             return None
-        state = checkpoints.load_checkpoint(path, self.runtime.device)
-        if state["config_hash"] != self.config.hash:
-            raise ValueError(f"checkpoint {path} belongs to config {state['config_hash']}, not "
-                             f"{self.config.hash}; delete {self.checkpoint_dir} to start over")
-        if state["world_size"] != self.runtime.world_size:
-            raise ValueError(f"checkpoint {path} was written by {state['world_size']} process(es) but this "
-                             f"run has {self.runtime.world_size}; resume with the same process count "
-                             f"or delete {self.checkpoint_dir}")
+        path, state = found
+        checkpoints.check_resumable(path, state, self.config.hash, self.runtime.world_size)
         self.model.load_state_dict(state["model"])
         self.history = list(state["history"])
         checkpoints.restore_rng_state(state["rng"][self.runtime.rank])
@@ -400,19 +199,14 @@ class Trainer:
         if stage_number != 3:
             return [rank_slice(b, self.runtime).tolist() for b in global_batches(order, stage.batch_size)], None
         selection = self._mine(epoch)
-        batches = []
-        for batch in global_batches(order, stage.batch_size):
-            mine = rank_slice(batch, self.runtime)
-            batches.append(torch.cat([selection.anchors[mine], selection.positives[mine],
-                                      selection.negatives[mine]]).tolist())
-        return batches, selection
+        return triplet_batches(order, selection, stage.batch_size, self.runtime), selection
 
     def _mine(self, epoch: int) -> TripletSelection:
         """Algorithm 1's input: training-set features (and masks) from the current model."""
         count = len(self.plain_train_set)
         shard = list(range(self.runtime.rank, count, self.runtime.world_size))
         needs_masks = self.config.selector == "mask-trihard" and self.mining_masks is None
-        features, masks = extract_features(
+        features, masks = training_features(
             self.model, self.plain_train_set, shard, self.config.stage3.batch_size * 3, self.runtime,
             mask_size=MASK_SIZE if needs_masks else None, amp=self.amp,
         )
@@ -427,7 +221,7 @@ class Trainer:
         generator = torch.Generator().manual_seed(
             derive_seed(self.config.seed, stage_number, epoch, self.runtime.rank))
         return DataLoader(self.train_set, batch_sampler=batches, num_workers=self.config.num_workers,
-                          worker_init_fn=_seed_worker, generator=generator,
+                          worker_init_fn=seed_worker, generator=generator,
                           pin_memory=self.runtime.device.type == "cuda")
 
     def _loss(self, network: nn.Module, images: torch.Tensor, masks: torch.Tensor, pids: torch.Tensor,
@@ -435,22 +229,7 @@ class Trainer:
         """(total, id, triplet, accuracy) of one batch."""
         with torch.autocast(self.runtime.device.type, dtype=torch.float16, enabled=self.amp):
             output = network(images, masks)
-        logits, parts, pooled = output.logits.float(), output.parts.float(), output.pooled.float()
-        accuracy = (logits.argmax(dim=-1) == pids[:, None]).float().mean()
-        if stage_number != 3:
-            id_loss = part_id_loss(logits, pids)  # eq. (3)
-            return id_loss, id_loss, torch.zeros_like(id_loss), accuracy
-        la, lp, ln = logits.chunk(3)
-        ya, yp, yn = pids.chunk(3)
-        ha, hp, hn = parts.chunk(3)
-        id_loss = triplet_id_loss(la, lp, ln, ya, yp, yn)  # eq. (4)
-        if self.config.triplet_loss == "local":
-            triplet = local_triplet_loss(ha, hp, hn, self.config.margin)  # eq. (2)
-        elif self.config.triplet_loss == "global":
-            triplet = global_triplet_loss(*pooled.chunk(3), self.config.margin)  # eq. (1) on pooled T
-        else:
-            triplet = torch.zeros_like(id_loss)
-        return id_loss + triplet, id_loss, triplet, accuracy  # eq. (5)
+        return batch_losses(output, pids, stage_number, self.config.triplet_loss, self.config.margin)
 
     def _check_loss(self, loss: torch.Tensor, stage_number: int, epoch: int, step: int) -> None:
         value = loss.detach()
@@ -480,7 +259,7 @@ class Trainer:
         bar = tqdm(self._loader(batches, stage_number, epoch), total=len(batches), leave=False,
                    disable=not self.progress, desc=f"stage {stage_number} epoch {epoch + 1}/{stage.epochs}")
         for step, batch in enumerate(bar):
-            images, masks, pids = _to_device(batch, self.runtime, self.channels_last)
+            images, masks, pids = to_device(batch, self.runtime, self.channels_last)
             loss, id_loss, triplet, accuracy = self._loss(network, images, masks, pids, stage_number)
             self._check_loss(loss, stage_number, epoch, step)
             optimizer.zero_grad(set_to_none=True)
@@ -514,19 +293,5 @@ class Trainer:
             "images_per_second": round(images / seconds, 1),
         }
         return row
-
-
-def build_model(config: ExperimentConfig, num_classes: int) -> MPMNet:
-    """The MPM network of ``config`` for ``num_classes`` training identities."""
-    return MPMNet(
-        num_classes,
-        backbone=config.backbone,
-        mask_mode=config.mask_mode,
-        mask_gate=config.mask_gate,
-        threshold=config.threshold,
-        parts=config.parts,
-        reduce_dim=config.reduce_dim,
-        weights=config.weights,
-    )
 
 

@@ -9,14 +9,14 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from scipy import ndimage
 
-from mpm.data.synth_people import (
+from mpm.data.synthetic.people import (
     LIMBS,
     Part,
     Placement,
+    VIEWS,
     palette_colour,
     render_person,
     sample_identity,
-    VIEWS,
 )
 
 

@@ -1,7 +1,7 @@
 """The book's experiment sets: which configs each study trains, and their stored results.
 
 A study is a list of *settings* (a label and the config fields it changes) applied to a base
-profile and repeated over seeds. Runs are stored by `mpm.experiments.run` under their config
+profile and repeated over seeds. Runs are stored by `mpm.runs.experiments.run` under their config
 hash, so a setting shared by two studies (the full model appears in all of them) trains once,
 and a study grows run by run: `run_study(..., max_runs=N)` trains at most N missing runs and
 everything already stored is served from ``results/``.
@@ -19,13 +19,11 @@ from typing import Any
 import pandas as pd
 
 from mpm.config import ExperimentConfig, profile
-from mpm.records import find_record, is_complete, read_record
+from mpm.evaluation import MODES
+from mpm.runs.store import find_record, is_complete, read_record
 
 FULL_MODEL = dict(mask_mode="pool", triplet_loss="local", selector="mask-trihard")
 """Table 1 row (7): mask pooling + local-level triplet loss + Mask-guided TriHard."""
-
-MODES = ("SQ", "MQ", "SQ+RR", "MQ+RR")
-"""The four query settings of the paper's tables."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +117,7 @@ def results_folder(config: ExperimentConfig, results_root: str | os.PathLike | N
     ``<results_root>/<run name>``, or else any finished folder there whose record carries the
     config's hash (a run trained under a ``name``, e.g. from ``configs/``).
     """
-    from mpm.experiments import default_results_root
+    from mpm.runs.experiments import default_results_root
 
     return find_record(config, results_root or default_results_root())
 
@@ -138,7 +136,8 @@ def run_study(names: Iterable[str], base: str | ExperimentConfig = "cpu",
     ``shard=(k, n)`` takes only every n-th distinct run starting at the k-th, so n processes
     with k = 0..n-1 share the work without training anything twice.
     """
-    from mpm.experiments import RunLocked, run
+    from mpm.runs.lock import RunLocked
+    from mpm.runs.experiments import run
 
     index, count = shard
     if not 0 <= index < count:
@@ -180,13 +179,3 @@ def results_table(name: str, base: str | ExperimentConfig = "cpu", seeds: Sequen
             row["train minutes"] = sum(float(epoch.get("seconds") or 0) for epoch in record.history) / 60
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def summarise(table: pd.DataFrame, columns: Sequence[str] = ("SQ R1", "SQ mAP")) -> pd.DataFrame:
-    """Mean ± standard deviation over seeds of ``columns`` per setting, with the seed count."""
-    stored = table[table["stored"]]
-    order = list(dict.fromkeys(table["setting"]))
-    grouped = stored.groupby("setting")[list(columns)]
-    summary = grouped.mean().round(2).astype(str) + " ± " + grouped.std().fillna(0).round(2).astype(str)
-    summary["seeds"] = stored.groupby("setting").size()
-    return summary.reindex([s for s in order if s in summary.index])

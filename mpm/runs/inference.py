@@ -1,23 +1,26 @@
 """Evaluate a trained network on a dataset: features of query, gallery (and gt_bbox) → the
 evaluation package's record of SQ, MQ, SQ+RR and MQ+RR under the Market-1501 protocol, the
-per-query table, and the activation summary of `mpm.activations`."""
+per-query table, and the activation summary of `mpm.runs.activations`."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
 
-from mpm.activations import activation_record, sample_indices
 from mpm.config import ExperimentConfig
-from mpm.data.mask_files import mask_path
 from mpm.data import DatasetSplits, ReIDDataset, build_transforms
-from mpm.evaluation import FeatureSet, evaluate_all, extract_features, format_table
-from mpm.model import MPMNet
-from mpm.records import queries_to_csv
+from mpm.data.mask_files import mask_path
+from mpm.evaluation import FeatureSet, evaluate_all, extract_features
+from mpm.model import MPMNet, build_model
+from mpm.runs.activations import activation_record, sample_indices
+from mpm.runs.checkpoints import FINAL_NAME, latest_checkpoint, load_checkpoint
+from mpm.runs.paths import checkpoint_dir
+from mpm.runs.store import queries_to_csv, read_record
 
 EVAL_BATCH_SIZE = 128
 CUHK03_SINGLE_SHOT_REPEATS = 10
@@ -64,7 +67,7 @@ def evaluate_model(model: MPMNet, config: ExperimentConfig, splits: DatasetSplit
 
 def activation_summary(model: MPMNet, config: ExperimentConfig, splits: DatasetSplits,
                        device: torch.device) -> dict[str, Any]:
-    """`mpm.activations.activation_record` over query + gallery, maps kept for a few queries.
+    """`mpm.runs.activations.activation_record` over query + gallery, maps kept for a few queries.
 
     The dataset's masks are read even for a network that ignores them (the person share needs
     them); a dataset without mask files records no person share.
@@ -101,6 +104,24 @@ def evaluate_scores(model: MPMNet, config: ExperimentConfig, splits: DatasetSpli
                         gallery.camids, queries=queries, **pool)
 
 
-def metrics_table(metrics: dict[str, Any]) -> str:
-    """The text table (percentages) of an `evaluate_scores` record."""
-    return format_table(metrics)
+def find_checkpoint(run_dir: Path, cache: str | None) -> Path:
+    """The final model of a finished run, else its newest epoch checkpoint."""
+    config = read_record(run_dir).config
+    folder = checkpoint_dir(config, cache)
+    final = folder / FINAL_NAME
+    if final.is_file():
+        return final
+    latest = latest_checkpoint(folder)
+    if latest is None:
+        raise FileNotFoundError(f"run {run_dir} has no model in {folder}; retrain it with "
+                                f"`mpm train --config {run_dir / 'config.yaml'} --force`")
+    return latest
+
+
+def load_trained(path: Path, device: torch.device) -> tuple[torch.nn.Module, ExperimentConfig]:
+    """The network stored in a checkpoint and the config it was trained with."""
+    state = load_checkpoint(path, device)
+    config = ExperimentConfig.from_dict(state["config"])
+    model = build_model(config.replace(weights=None), state["num_classes"])
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), config

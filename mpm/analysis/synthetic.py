@@ -16,9 +16,9 @@ import torch
 from PIL import Image
 
 from mpm.data.mask_files import read_mask
-from mpm.data.records import DatasetSplits, ImageRecord
-from mpm.data.synth_config import SynthConfig, dial_names
-from mpm.data.synthetic import Frame, build_world, render_frame
+from mpm.data.splits import DatasetSplits, ImageRecord
+from mpm.data.synthetic.config import SynthConfig, dial_names
+from mpm.data.synthetic.generate import Frame, build_world, render_frame
 from mpm.evaluation import RankResult, evaluate_rank, pairwise_distance
 
 SPLIT_NAMES = ("train", "query", "gallery", "gt_bbox")

@@ -16,8 +16,8 @@ import torch
 from torchvision.models.detection.image_list import ImageList
 
 from mpm.data import ImageRecord, read_mask
-from mpm.data.synth_config import SynthConfig
-from mpm.data.synthetic import generate_benchmark
+from mpm.data.synthetic.config import SynthConfig
+from mpm.data.synthetic.generate import generate_benchmark
 from mpm.masks.detector import ANCHOR_RATIOS, ANCHOR_SIZES, DEFAULT_MAX_SIZE, DEFAULT_MIN_SIZE, paper_anchor_generator
 from mpm.masks.geometry import PAPER_PAD_FACTOR, dilate
 from mpm.masks.quality import MaskQuality, compare_masks, mask_iou, read_mask_folder

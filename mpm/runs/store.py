@@ -11,7 +11,7 @@ A run folder ``<root>/<run name>/`` holds
 - ``queries.csv``: per query (and sampled gallery) the first-match rank and AP in both forms in
   every mode, and the query's nearest gallery items in SQ (for bootstrap intervals, ranked lists
   and error analysis);
-- ``activations.json``: the `mpm.activations` summary (layer maps of a few test images, the
+- ``activations.json``: the `mpm.runs.activations` summary (layer maps of a few test images, the
   activation energy on the person), since model weights are not kept.
 
 The folder is assembled under a hidden staging name and renamed into place in one step, so a run
@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from mpm.config import ExperimentConfig
+from mpm.evaluation.report import MODES
 from mpm.io import write_json_atomic, write_text_atomic
 
 RECORD_FILES = ("config.yaml", "env.json", "history.csv", "metrics.json", "queries.csv", "activations.json")
-MODES = ("SQ", "MQ", "SQ+RR", "MQ+RR")
 PER_QUERY_FIELDS = (("first_rank", "first rank"), ("ap", "AP"), ("ap_trapezoid", "AP trapezoid"))
 """Per-query lists of the evaluation record and their ``queries.csv`` column suffixes."""
 

@@ -1,6 +1,6 @@
 """The mask-pooling threshold sweep (paper §IV-B, Fig. 7 and Fig. 8) read from the study's runs.
 
-The study ``thresholds`` of :mod:`mpm.studies` trains the full model at several thresholds in
+The study ``thresholds`` of :mod:`mpm.runs.studies` trains the full model at several thresholds in
 both readings of §III-C (the pooled mask as a concatenated channel only, or also gating the
 stem's features). This module turns its results table into what the paper plots: the scores
 per threshold, their average over the four query modes (Fig. 7 averages SQ, MQ, SQ+RR and
@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mpm.studies import MODES, study_settings
+from mpm.evaluation import MODES
+from mpm.runs.studies import study_settings
 
 METRICS = ("R1", "mAP")
 READINGS = {False: "text: concatenated channel", True: "gated: mask_gate on"}

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from mpm.data.synth_people import (
-    PALETTE,
-    VIEWS,
+from mpm.data.synthetic.people import (
     Colour,
+    PALETTE,
     Placement,
+    VIEWS,
     palette_colour,
     render_person,
     sample_identity,

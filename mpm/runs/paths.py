@@ -1,0 +1,54 @@
+"""Where a run's files live: the project root, the results store, the checkpoint cache, the data,
+and the code.
+
+Relative paths (a config's dataset ``root``, the default results and cache folders) are taken
+from the project root: the nearest folder at or above the current one that holds
+``pyproject.toml`` and ``mpm/``, else the current folder, so notebooks running in ``book/`` and
+commands run at the top find the same data and records.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from mpm.config import ExperimentConfig
+
+
+def code_root() -> Path:
+    """The folder that holds the ``mpm`` package in use (its git checkout names the code's commit)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The nearest folder at or above ``start`` (default: cwd) with ``pyproject.toml`` and ``mpm/``."""
+    start = (start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "mpm").is_dir():
+            return folder
+    return start
+
+def default_results_root() -> Path:
+    """``<project>/results/runs``."""
+    return project_root() / "results" / "runs"
+
+def default_cache_root() -> Path:
+    """``<project>/.cache/checkpoints`` (outside git)."""
+    return project_root() / ".cache" / "checkpoints"
+
+def checkpoint_dir(config: ExperimentConfig, cache_root: str | os.PathLike | None = None) -> Path:
+    """Where the per-epoch checkpoints and the final model of ``config`` live."""
+    return Path(cache_root or default_cache_root()) / config.hash
+
+def dataset_root(config: ExperimentConfig) -> Path:
+    """The config's dataset root, a relative one taken from the project root."""
+    root = Path(config.root)
+    return root if root.is_absolute() else project_root() / root
+
+def load_config_dataset(config: ExperimentConfig, require_masks: bool):
+    """The `DatasetSplits` ``config`` trains and evaluates on (CUHK03 options included)."""
+    from mpm.data import load_dataset
+
+    return load_dataset(config.dataset, dataset_root(config), require_masks=require_masks,
+                        cuhk03_variant=config.cuhk03_variant, cuhk03_protocol=config.cuhk03_protocol,
+                        cuhk03_split=config.cuhk03_split)

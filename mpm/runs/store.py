@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from mpm.config import ExperimentConfig
 from mpm.evaluation.report import MODES
 from mpm.io import write_json_atomic, write_text_atomic
@@ -163,8 +165,12 @@ def write_record(
 
 
 def stored_hash(folder: Path) -> str | None:
-    """The config hash a finished record folder was written for."""
-    return json.loads((folder / "metrics.json").read_text(encoding="utf-8")).get("config_hash")
+    """The config hash a finished record folder was written for (None when metrics.json is unreadable)."""
+    try:
+        metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return metrics.get("config_hash") if isinstance(metrics, dict) else None
 
 
 def find_record(config: ExperimentConfig, results_root: str | os.PathLike) -> Path:
@@ -184,8 +190,23 @@ def find_record(config: ExperimentConfig, results_root: str | os.PathLike) -> Pa
     return folder
 
 
+class CorruptRecord(ValueError):
+    """A record folder whose files are all present but cannot be read back (named in the message)."""
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CorruptRecord(f"{path} is not valid JSON ({error}); delete {path.parent} and retrain it") from None
+
+
 def read_record(path: str | os.PathLike) -> RunRecord:
-    """Load a finished run folder; FileNotFoundError if it is missing or incomplete."""
+    """Load a finished run folder.
+
+    FileNotFoundError if it is missing or incomplete; `CorruptRecord` (naming the file) if a file
+    cannot be parsed or the folder was edited so that config and metrics disagree.
+    """
     path = Path(path)
     if not is_complete(path):
         missing = [name for name in RECORD_FILES if not (path / name).is_file()]
@@ -193,11 +214,16 @@ def read_record(path: str | os.PathLike) -> RunRecord:
             f"{path} is not a finished run record (missing {', '.join(missing)}); "
             f"run `mpm train` for its config to create it"
         )
-    config = ExperimentConfig.from_file(path / "config.yaml")
-    metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
-    if metrics.get("config_hash") != config.hash:
-        raise ValueError(
-            f"{path}: metrics.json was written for config hash {metrics.get('config_hash')!r} but "
+    try:
+        config = ExperimentConfig.from_file(path / "config.yaml")
+    except (ValueError, yaml.YAMLError) as error:
+        raise CorruptRecord(f"{path / 'config.yaml'} cannot be read ({str(error).splitlines()[0]}); "
+                            f"delete {path} and retrain it") from None
+    metrics = _read_json(path / "metrics.json")
+    if not isinstance(metrics, dict) or metrics.get("config_hash") != config.hash:
+        found = metrics.get("config_hash") if isinstance(metrics, dict) else None
+        raise CorruptRecord(
+            f"{path}: metrics.json was written for config hash {found!r} but "
             f"config.yaml hashes to {config.hash!r}; the folder was edited by hand — delete it and rerun"
         )
     return RunRecord(
@@ -205,5 +231,5 @@ def read_record(path: str | os.PathLike) -> RunRecord:
         config=config,
         metrics=metrics,
         history=history_from_csv((path / "history.csv").read_text(encoding="utf-8")),
-        env=json.loads((path / "env.json").read_text(encoding="utf-8")),
+        env=_read_json(path / "env.json"),
     )

@@ -1,4 +1,4 @@
-"""The losses of MPM-LTL (paper eqs. (1)-(5); SPEC §5) and Batch-Hard (Hermans et al. 2017).
+"""The losses of MPM-LTL (paper eqs. (1)-(5); SPEC §5).
 
 Shapes: ``logits`` N×k×C (k parts, C identities), part features ``h`` N×k×d, labels N.
 Every loss is a mean over the images (or triplets) of the batch, so its scale does not depend
@@ -51,32 +51,3 @@ def global_triplet_loss(f_a: torch.Tensor, f_p: torch.Tensor, f_n: torch.Tensor,
     if f_a.dim() != 2:
         raise ValueError(f"the global triplet loss takes N×C pooled features, got {tuple(f_a.shape)}")
     return F.relu(euclidean(f_a, f_p) - euclidean(f_a, f_n) + margin).mean()
-
-
-def pairwise_euclidean(features: torch.Tensor) -> torch.Tensor:
-    """N×N Euclidean distances of N×D features (…×N×N for leading axes)."""
-    squared = features.pow(2).sum(dim=-1)
-    gram = features @ features.transpose(-1, -2)
-    return (squared.unsqueeze(-1) + squared.unsqueeze(-2) - 2 * gram).clamp_min(_EPS).sqrt()
-
-
-def batch_hard_triplet_loss(features: torch.Tensor, labels: torch.Tensor,
-                            margin: float = DEFAULT_MARGIN) -> torch.Tensor:
-    """Batch-Hard triplet loss (Hermans et al. 2017) over a P×K batch.
-
-    Every anchor takes its farthest positive and nearest negative in the batch. ``features``
-    N×D gives the global form; N×k×d applies it to every part and averages (local level).
-    Anchors with no positive or no negative in the batch are left out.
-    """
-    per_part = features.transpose(0, 1) if features.dim() == 3 else features.unsqueeze(0)
-    distances = pairwise_euclidean(per_part)
-    same = labels.unsqueeze(0) == labels.unsqueeze(1)
-    itself = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
-    positive = same & ~itself
-    valid = positive.any(dim=1) & (~same).any(dim=1)
-    if not valid.any():
-        raise ValueError("batch-hard needs at least one identity with two images and one other identity")
-    hardest_positive = distances.masked_fill(~positive, float("-inf")).amax(dim=-1)
-    hardest_negative = distances.masked_fill(same, float("inf")).amin(dim=-1)
-    hinge = F.relu(hardest_positive - hardest_negative + margin)
-    return hinge[:, valid].mean()

@@ -3,6 +3,13 @@
 The selectors work on features, identities, cameras and masks of a set of images; they never see
 a model. Each returns a :class:`TripletSelection` of image indices into that set.
 
+The set differs by selector. Mask-guided TriHard (paper §III-E, Algorithm 1) and random triplets
+(ablation row 6, paper §IV-C) select over the whole training set at the start of each stage-3
+epoch, Algorithm 1 from features extracted then with the current model. Batch-Hard (Hermans et
+al. 2017, "In Defense of the Triplet Loss for Person Re-Identification"; the comparison of the
+paper's Fig. 9) selects inside one P×K training step, from that step's own forward pass:
+:func:`batch_hard_triplets` is called on the step's images only (see `mpm.runs.batches`).
+
 Conventions shared by the selectors (SPEC §6):
 
 * Distances are Euclidean, computed in float64 whatever the feature dtype, so the choice does not
@@ -15,11 +22,11 @@ Conventions shared by the selectors (SPEC §6):
 * Ties are broken in favour of the lower image index, at every step: among equally distant
   candidates (step 2), equal mask intersections (step 3) and equal gaps |d_an − d_ap| (step 4, the
   lower positive index first, then the lower negative index).
-* Fallbacks, counted in the result: P empty (the identity was seen by the anchor's camera only)
-  → same identity, any camera, the anchor excluded; if the identity has this one image only, the
-  anchor is its own positive (d_ap = 0, counted as well in ``self_positives``). N empty (the
-  camera saw one identity only) → other identity, any camera. A set with a single identity has
-  no negatives at all and is refused.
+* Fallbacks of Mask-guided TriHard and random triplets, counted in the result: P empty (the
+  identity was seen by the anchor's camera only) → same identity, any camera, the anchor
+  excluded; if the identity has this one image only, the anchor is its own positive (d_ap = 0,
+  counted as well in ``self_positives``). N empty (the camera saw one identity only) → other
+  identity, any camera. A set with a single identity has no negatives at all and is refused.
 """
 
 from __future__ import annotations
@@ -243,11 +250,14 @@ def random_triplets(
 
 @torch.no_grad()
 def batch_hard_triplets(features: Tensor, pids: Tensor) -> TripletSelection:
-    """Batch-Hard (Hermans et al. 2017): per anchor of a batch, the farthest same-identity image
-    (not itself) and the nearest other-identity image.
+    """Batch-Hard (Hermans et al. 2017) inside one batch: every image of the batch is an anchor,
+    its positive the farthest image of its identity (not itself), its negative the nearest image
+    of another identity.
 
-    An anchor whose identity has no other image in the batch is its own positive (counted in
-    ``positive_fallbacks`` and ``self_positives``). Ties go to the lower index.
+    ``features`` N×D are the batch's retrieval features (detached here: the selection carries no
+    gradient), ``pids`` its N identities. Cameras play no part. An anchor whose identity has no
+    other image in the batch is its own positive (counted in ``positive_fallbacks`` and
+    ``self_positives``); in a P×K batch with K ≥ 2 none is. Ties go to the lower index.
     """
     count = _check_features(features)
     if pids.dim() != 1 or pids.numel() != count:

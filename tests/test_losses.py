@@ -1,4 +1,4 @@
-"""Losses (eqs. (1)-(5), Batch-Hard) against hand computations."""
+"""Losses (eqs. (1)-(5)) against hand computations."""
 
 import math
 
@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from mpm.losses import (
-    batch_hard_triplet_loss,
     global_triplet_loss,
     local_triplet_loss,
     part_id_loss,
@@ -70,31 +69,6 @@ def test_row_five_pools_the_whole_last_map():
         feature_map = net.feature_map(images, masks)
     assert output.pooled.shape == (2, 512)
     torch.testing.assert_close(output.pooled, feature_map.mean(dim=(2, 3)))
-
-
-def test_batch_hard_picks_the_hardest_pairs_in_the_batch():
-    features = torch.tensor([[0.0], [1.0], [3.0], [7.0]])
-    labels = torch.tensor([0, 0, 1, 1])
-    # anchor 0: pos 1, neg 3 → 0; anchor 1: pos 1, neg 2 → 1;
-    # anchor 3 (x=3): pos 4, neg 2 → 4; anchor 4 (x=7): pos 4, neg 6 → 0 ⇒ mean 5/4
-    assert batch_hard_triplet_loss(features, labels, margin=2.0).item() == pytest.approx(1.25, rel=1e-5)
-
-
-def test_batch_hard_on_parts_averages_the_part_losses():
-    part1 = torch.tensor([[0.0], [1.0], [3.0], [7.0]])
-    part2 = torch.zeros(4, 1)  # every distance 0 → hinge = margin for every anchor
-    features = torch.stack([part1, part2], dim=1)
-    labels = torch.tensor([0, 0, 1, 1])
-    assert batch_hard_triplet_loss(features, labels, margin=2.0).item() == pytest.approx((1.25 + 2.0) / 2, rel=1e-5)
-
-
-def test_batch_hard_leaves_out_anchors_without_a_positive():
-    features = torch.tensor([[0.0], [1.0], [3.0], [10.0]])
-    labels = torch.tensor([0, 0, 1, 2])
-    # only anchors 0 and 1 have a positive: 1 - 3 + 2 = 0 and 1 - 2 + 2 = 1 → 0.5
-    assert batch_hard_triplet_loss(features, labels, margin=2.0).item() == pytest.approx(0.5, rel=1e-5)
-    with pytest.raises(ValueError, match="at least one identity with two images"):
-        batch_hard_triplet_loss(features[2:], labels[2:])
 
 
 def test_stage_three_loss_is_local_triplet_plus_id_loss():

@@ -2,11 +2,18 @@
 
 - Stage 1: the single-branch network, part id loss (eq. 3).
 - Stage 2: everything but the classifiers frozen (weights and BatchNorm statistics), id loss.
-- Stage 3: the triplet architecture; at the start of every epoch the training set's features are
-  extracted with the current model and a selector (random / batch-hard / Mask-guided TriHard,
-  Algorithm 1) picks the triplets (`mpm.runs.batches`); loss = triplet id loss (eq. 4) + the
-  local-level (eq. 2) or global-level triplet loss, or the id loss alone (``triplet_loss: none``),
-  see `mpm.runs.objective`.
+- Stage 3: the triplet architecture; loss = triplet id loss (eq. 4) + the local-level (eq. 2)
+  or global-level triplet loss, or the id loss alone (``triplet_loss: none``), see
+  `mpm.runs.objective`, on steps of ``[anchors; positives; negatives]`` (`mpm.runs.batches`).
+  Mask-guided TriHard (Algorithm 1, paper §III-E) and random triplets mine offline: at the start
+  of every epoch the training set's features are extracted with the current model and the
+  selector picks one triplet per image. Batch-Hard (Hermans et al. 2017) mines online: each step
+  draws P identities × K = 4 images (3·``batch_size`` images, as many as the other selectors'
+  steps, and as many steps per epoch), and every image of the step is an anchor whose hardest
+  positive and negative are found among the step's images from the step's own forward pass.
+  The history's fallback columns count the offline selectors' fallbacks (`mpm.mining`); they are
+  0 for Batch-Hard, whose steps never need one (every image has K − 1 others of its identity and
+  each process's share holds at least two identities), and empty in stages 1 and 2.
 
 Learning rates per parameter group come from the stage's config (`mpm.runs.optimization`).
 
@@ -15,11 +22,12 @@ epoch ends with a checkpoint holding the model, optimizer, scaler, the random-nu
 every rank and the history, so a run resumed after a kill continues exactly where it stopped.
 
 Scaling: under ``torchrun`` each process takes an equal slice of every global batch
-(``batch_size`` is the global batch), gradients are averaged by DistributedDataParallel (gloo on
-CPU, NCCL on CUDA), training-set features for mining are gathered from all ranks, and rank 0
-evaluates and writes. BatchNorm statistics stay per process (SyncBatchNorm needs CUDA). On CUDA,
-mixed precision (float16 autocast with a gradient scaler) and channels-last memory are used when
-the config asks for them; on CPU neither is.
+(``batch_size`` is the global batch; a Batch-Hard step's P identities are shared out, each
+process mining inside its share), gradients are averaged by DistributedDataParallel (gloo on
+CPU, NCCL on CUDA), training-set features for offline mining are gathered from all ranks, and
+rank 0 evaluates and writes. BatchNorm statistics stay per process (SyncBatchNorm needs CUDA).
+On CUDA, mixed precision (float16 autocast with a gradient scaler) and channels-last memory are
+used when the config asks for them; on CPU neither is.
 """
 
 from __future__ import annotations
@@ -44,8 +52,10 @@ from mpm.mining import MASK_SIZE, TripletSelection
 from mpm.model import MPMNet, build_model
 from mpm.runs import checkpoints
 from mpm.runs.batches import (
+    batch_hard_batches,
     epoch_permutation,
     global_batches,
+    hardest_triplets,
     select_triplets,
     to_device,
     training_features,
@@ -193,16 +203,28 @@ class Trainer:
         device_ids = [self.runtime.device.index] if self.runtime.device.type == "cuda" else None
         return DistributedDataParallel(self.model, device_ids=device_ids)
 
+    @property
+    def _mines_in_steps(self) -> bool:
+        """Whether stage 3 selects inside each step (Batch-Hard) rather than offline."""
+        return self.config.selector == "batch-hard"
+
     def _epoch_batches(self, stage_number: int, stage: StageConfig, epoch: int
-                       ) -> tuple[list[list[int]], TripletSelection | None]:
+                       ) -> tuple[list[list[int]], tuple[int, int] | None]:
+        """This rank's index lists of the epoch's steps, and the (positive, negative) fallback
+        counts of the epoch's selection (None outside stage 3)."""
+        if stage_number == 3 and self._mines_in_steps:
+            return batch_hard_batches(self.train_set.pids, stage.batch_size, self.config.seed, epoch,
+                                      self.runtime), (0, 0)
         order = epoch_permutation(len(self.train_set), self.config.seed, stage_number, epoch)
         if stage_number != 3:
             return [rank_slice(b, self.runtime).tolist() for b in global_batches(order, stage.batch_size)], None
         selection = self._mine(epoch)
-        return triplet_batches(order, selection, stage.batch_size, self.runtime), selection
+        return (triplet_batches(order, selection, stage.batch_size, self.runtime),
+                (selection.positive_fallbacks, selection.negative_fallbacks))
 
     def _mine(self, epoch: int) -> TripletSelection:
-        """Algorithm 1's input: training-set features (and masks) from the current model."""
+        """Offline selection over the training set, from its features (and masks) extracted with
+        the current model: Algorithm 1 or random triplets."""
         count = len(self.plain_train_set)
         shard = list(range(self.runtime.rank, count, self.runtime.world_size))
         needs_masks = self.config.selector == "mask-trihard" and self.mining_masks is None
@@ -226,9 +248,12 @@ class Trainer:
 
     def _loss(self, network: nn.Module, images: torch.Tensor, masks: torch.Tensor, pids: torch.Tensor,
               stage_number: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(total, id, triplet, accuracy) of one batch."""
+        """(total, id, triplet, accuracy) of one batch; a Batch-Hard step's triplets are selected
+        from and assembled out of the same forward pass."""
         with torch.autocast(self.runtime.device.type, dtype=torch.float16, enabled=self.amp):
             output = network(images, masks)
+        if stage_number == 3 and self._mines_in_steps:
+            output, pids = hardest_triplets(output, pids)
         return batch_losses(output, pids, stage_number, self.config.triplet_loss, self.config.margin)
 
     def _check_loss(self, loss: torch.Tensor, stage_number: int, epoch: int, step: int) -> None:
@@ -251,7 +276,7 @@ class Trainer:
         started = time.perf_counter()
         rates = set_learning_rates(optimizer, stage, epoch)
         set_train_mode(self.model, stage)
-        batches, selection = self._epoch_batches(stage_number, stage, epoch)
+        batches, fallbacks = self._epoch_batches(stage_number, stage, epoch)
         if not batches:
             raise ValueError(f"stage{stage_number}.batch_size {stage.batch_size} exceeds the "
                              f"{len(self.train_set)} training images; lower it")
@@ -287,8 +312,8 @@ class Trainer:
             "triplet_loss": totals[2].item() / images if stage_number == 3 else None,
             "accuracy": totals[3].item() / images,
             **{f"lr_{name}": rate for name, rate in rates.items()},
-            "positive_fallbacks": selection.positive_fallbacks if selection else None,
-            "negative_fallbacks": selection.negative_fallbacks if selection else None,
+            "positive_fallbacks": fallbacks[0] if fallbacks else None,
+            "negative_fallbacks": fallbacks[1] if fallbacks else None,
             "seconds": round(seconds, 3),
             "images_per_second": round(images / seconds, 1),
         }

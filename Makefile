@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test book benchmarks clean-book
+.PHONY: test book figures benchmarks clean-book
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,18 @@ $(BENCHMARK): | $(STAMP)
 
 book: $(STAMP) $(BENCHMARK)
 	$(BIN)/jupyter-book build . --config _config.yml --toc book/_toc.yml --warningiserror --keep-going
+
+# Every chapter executed top to bottom (in a temporary copy) with MPM_FIGURES set, so each figure
+# it draws lands in results/figures/<chapter>/<name>.png with its data as <name>.csv; a chapter's
+# old figures are removed first. CHAPTERS=name narrows it, e.g. `make figures CHAPTERS=mask_pooling`.
+CHAPTERS ?= $(basename $(notdir $(wildcard book/*.ipynb)))
+figures: $(STAMP) $(BENCHMARK)
+	out=$$(mktemp -d) && trap 'rm -rf "$$out"' EXIT && \
+	for chapter in $(CHAPTERS); do \
+		rm -rf results/figures/$$chapter && \
+		MPM_FIGURES=$(CURDIR)/results/figures $(BIN)/jupyter nbconvert --to notebook --execute \
+			--ExecutePreprocessor.timeout=-1 --output-dir "$$out" book/$$chapter.ipynb || exit 1; \
+	done
 
 benchmarks: $(STAMP)
 	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done

@@ -4,7 +4,8 @@
 ``data`` is given, ``<name>.csv`` beside it. The root is the folder named by the environment
 variable ``MPM_FIGURES`` (``make figures`` sets it to ``results/figures`` while it executes the
 chapters); without it nothing is written, so executing a chapter for a test or a rendered page
-leaves the committed figures alone.
+leaves the committed figures alone. `note_figure` stands in for a figure whose data is not stored
+yet, so the file still says why it is empty.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import io
 import os
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -46,3 +48,11 @@ def save_figure(figure: Figure, chapter: str, name: str, data: pd.DataFrame | No
     if data is not None:
         write_text_atomic(target.with_suffix(".csv"), data.to_csv(index=False))
     return target
+
+
+def note_figure(message: str, size: tuple[float, float] = (6.0, 1.2)) -> Figure:
+    """A figure that only says ``message``: what a chapter draws when the data is not there yet."""
+    figure, axis = plt.subplots(figsize=size)
+    axis.axis("off")
+    axis.text(0.5, 0.5, message, ha="center", va="center", fontsize=10, color="0.35", wrap=True)
+    return figure

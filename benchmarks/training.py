@@ -1,11 +1,18 @@
 """Training throughput at the `cpu` profile: our step vs a plain torchvision ResNet step.
 
 Prints images/s of one training step for each `mask_mode` (stage 1: part id loss, batch 64) and of
-a stage-3 epoch for each triplet selector with mining included (features of the whole training
-set extracted with the current model, triplets selected, then the triplet steps), side by side
+a stage-3 epoch for each triplet selector with mining included (random and Mask-guided TriHard:
+features of the whole training set extracted with the current model, triplets selected, then the
+triplet steps; Batch-Hard: no pass over the training set, P×K steps whose own forward pass selects
+the hardest pairs), side by side
 with the same work done by a plain torchvision ResNet of the profile's depth (one classifier,
 cross-entropy; for stage 3 the same images per step and the same extraction pass, no selection).
 Inputs are random tensors of the profile's size, so data loading is not timed.
+
+Then the cost of the portable-numerics switch (`mpm.numerics`): the same stage-1 step (mask
+pooling, batch 64) timed in two fresh processes, one with the CPU's own kernels and one with
+``MPM_PORTABLE_NUMERICS=1`` (oneDNN, MKL and ATen pinned to AVX2), interleaved, with the loss
+after a few steps from each to show whether the bits differ.
 
     .venv/bin/python benchmarks/training.py [--train-images 1961] [--repeats 5]
 """
@@ -13,7 +20,12 @@ Inputs are random tensors of the profile's size, so data loading is not timed.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -22,9 +34,11 @@ import torch.nn.functional as F
 import torchvision
 
 from mpm.config import MASK_MODES, SELECTORS, profile
-from mpm.losses import local_triplet_loss, part_id_loss, triplet_id_loss
+from mpm.losses import part_id_loss
 from mpm.mining import MASK_SIZE, downsample_masks
-from mpm.runs.trainer import build_model, select_triplets
+from mpm.model import build_model
+from mpm.runs.batches import BATCH_HARD_K, hardest_triplets, select_triplets
+from mpm.runs.objective import batch_losses
 
 
 def person_masks(count: int, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
@@ -55,12 +69,71 @@ def sgd(model: torch.nn.Module) -> torch.optim.SGD:
     return torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9, weight_decay=5e-4)
 
 
+def numerics_probe(repeats: int) -> dict[str, float | str]:
+    """Median seconds of a stage-1 step (mask pooling, batch 64), and the loss and a digest of every
+    weight after three steps."""
+    config = profile("cpu")
+    generator = torch.Generator().manual_seed(0)
+    batch, h, w = config.stage1.batch_size, config.height, config.width
+    images = torch.randn(batch, 3, h, w, generator=generator)
+    masks = person_masks(batch, h, w, generator)
+    labels = torch.randint(0, 150, (batch,), generator=generator)
+    torch.manual_seed(0)
+    model = build_model(config, 150).train()
+    optimizer = sgd(model)
+    losses = []
+
+    def step() -> None:
+        optimizer.zero_grad()
+        loss = part_id_loss(model(images, masks).logits, labels)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+
+    for _ in range(3):
+        step()
+    digest = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in model.parameters())).hexdigest()
+    loss_after_three = losses[2]
+    return {"seconds": median_seconds(step, repeats), "loss": repr(loss_after_three), "weights": digest[:16],
+            "capability": torch.backends.cpu.get_cpu_capability()}
+
+
+def portable_numerics_cost(repeats: int, rounds: int = 3) -> None:
+    """Time `numerics_probe` in fresh processes with and without the switch, alternating."""
+    seconds: dict[str, list[float]] = {"default": [], "portable": []}
+    probes: dict[str, dict] = {}
+    for _ in range(rounds):
+        for name in seconds:
+            env = {k: v for k, v in os.environ.items() if k != "MPM_PORTABLE_NUMERICS"}
+            if name == "portable":
+                env["MPM_PORTABLE_NUMERICS"] = "1"
+            out = subprocess.run([sys.executable, __file__, "--numerics-probe", "--repeats", str(repeats)],
+                                 env=env, capture_output=True, text=True, check=True).stdout
+            probes[name] = json.loads(out.splitlines()[-1])
+            seconds[name].append(probes[name]["seconds"])
+    default, portable = statistics.median(seconds["default"]), statistics.median(seconds["portable"])
+    print(f"portable numerics: stage 1 step {default:.3f} s with {probes['default']['capability']} kernels, "
+          f"{portable:.3f} s pinned to {probes['portable']['capability']}: cost {portable / default:.2f}x")
+    same = probes["default"]["weights"] == probes["portable"]["weights"]
+    print(f"after three steps: loss {probes['default']['loss']} vs {probes['portable']['loss']}, weights "
+          f"{probes['default']['weights']} vs {probes['portable']['weights']} "
+          f"({'the same bits' if same else 'other bits'})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train-images", type=int, default=1961, help="training set size (default synthetic)")
     parser.add_argument("--identities", type=int, default=150)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--numerics-only", action="store_true", help="only the portable-numerics cost")
+    parser.add_argument("--numerics-probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.numerics_probe:
+        print(json.dumps(numerics_probe(args.repeats)))
+        return
+    if args.numerics_only:
+        portable_numerics_cost(args.repeats)
+        return
     config = profile("cpu")
     h, w, classes = config.height, config.width, args.identities
     generator = torch.Generator().manual_seed(0)
@@ -118,27 +191,31 @@ def main() -> None:
     for selector in SELECTORS:
         model = build_model(config.replace(selector=selector), classes)
         optimizer = sgd(model)
-        model.eval()
-        started = time.perf_counter()
-        features = extract(model.embed)
-        mining_masks = downsample_masks(all_masks, MASK_SIZE) if selector == "mask-trihard" else None
-        select_triplets(selector, features, pids, camids, mining_masks, torch.Generator().manual_seed(0))
-        mining = time.perf_counter() - started
+        mining = 0.0
+        if selector != "batch-hard":
+            model.eval()
+            started = time.perf_counter()
+            features = extract(model.embed)
+            mining_masks = downsample_masks(all_masks, MASK_SIZE) if selector == "mask-trihard" else None
+            select_triplets(selector, features, pids, camids, mining_masks, torch.Generator().manual_seed(0))
+            mining = time.perf_counter() - started
         model.train()
+        step_pids = (torch.arange(3 * triplets) // BATCH_HARD_K) % classes
 
         def step() -> None:
             optimizer.zero_grad()
             out = model(step_images, step_masks)
-            la, lp, ln = out.logits.chunk(3)
-            ya, yp, yn = step_labels.chunk(3)
-            ha, hp, hn = out.parts.chunk(3)
-            (triplet_id_loss(la, lp, ln, ya, yp, yn) + local_triplet_loss(ha, hp, hn)).backward()
+            labels = step_labels
+            if selector == "batch-hard":
+                out, labels = hardest_triplets(out, step_pids)
+            batch_losses(out, labels, 3, "local", config.margin)[0].backward()
             optimizer.step()
 
         epoch = mining + steps * median_seconds(step, args.repeats)
         rate = 3 * triplets * steps / epoch
         label = f"stage 3 epoch, {selector} (mining {mining:.1f} s)"
         print(f"{label:<44}{rate:>12.1f}{plain_epoch_rate:>13.1f}{rate / plain_epoch_rate:>8.2f}")
+    portable_numerics_cost(args.repeats)
 
 
 if __name__ == "__main__":

@@ -107,6 +107,8 @@ class ExperimentConfig:
     back), applied to image and mask together.
     ``device``: "auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N".
     ``amp`` and ``channels_last`` take effect on CUDA only.
+    ``num_workers``: DataLoader processes, or "auto": min(8, cores − 1) on CUDA, 0 on CPU
+    (`mpm.runs.runtime.loader_settings`). It changes no result and is not part of the hash.
     ``loss_limit``: a finite loss above this stops the run as exploding.
     ``name``: the results folder's name; ``None`` uses the hash. It is not part of the hash.
     ``cuhk03_variant`` ("labeled" | "detected"), ``cuhk03_protocol`` ("new" | "classic") and
@@ -145,7 +147,7 @@ class ExperimentConfig:
     device: str = "auto"
     amp: bool = True
     channels_last: bool = True
-    num_workers: int = 0
+    num_workers: int | str = "auto"
     loss_limit: float = 1e4
 
     def __post_init__(self) -> None:
@@ -175,7 +177,11 @@ class ExperimentConfig:
     @classmethod
     def from_yaml(cls, text: str, source: str = "<text>") -> ExperimentConfig:
         """Parse YAML (or JSON, a subset of YAML) text; ``source`` names it in errors."""
-        data = yaml.safe_load(text)
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ValueError(f"{source}{_yaml_error_place(error)}: invalid YAML ({_yaml_problem(error)}); "
+                             f"fix the syntax there") from None
         if data is None:
             data = {}
         if not isinstance(data, dict):
@@ -255,7 +261,12 @@ class ExperimentConfig:
             key, sep, raw = assignment.partition("=")
             if not sep or not key:
                 raise ValueError(f"--set expects key=value (e.g. stage1.epochs=5), got {assignment!r}")
-            value = yaml.safe_load(raw) if raw else None
+            try:
+                value = yaml.safe_load(raw) if raw else None
+            except yaml.YAMLError as error:
+                raise ValueError(f"--set {assignment!r}: {raw!r} is not a valid YAML value "
+                                 f"({_yaml_problem(error)}); close its brackets or quotes, or quote it "
+                                 f"whole (--set '{key}=\"...\"')") from None
             head, dot, tail = key.strip().partition(".")
             if dot:
                 if head not in _STAGE_FIELDS:
@@ -270,6 +281,22 @@ class ExperimentConfig:
 
 
 _STAGE_FIELDS = ("stage1", "stage2", "stage3")
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """The short reason of a YAML parse error (e.g. "found unexpected end of stream")."""
+    problem = getattr(error, "problem", None)
+    context = getattr(error, "context", None)
+    if problem and context:
+        return f"{problem} {context}"
+    return problem or context or str(error).splitlines()[0]
+
+
+def _yaml_error_place(error: yaml.YAMLError) -> str:
+    """``, line L, column C`` of a YAML parse error (1-based), or nothing when YAML gives no place."""
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    return f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+
 
 UNHASHED_FIELDS = ("name", "root", "num_workers")
 """Config fields that never change a result: the folder name, the data's path, loader processes."""
@@ -415,8 +442,8 @@ def validate(config: ExperimentConfig) -> None:
         raise ValueError(f"momentum is {config.momentum}; it must lie in [0, 1)")
     if config.weight_decay < 0:
         raise ValueError(f"weight_decay is {config.weight_decay}; it must be 0 or more")
-    if config.num_workers < 0:
-        raise ValueError(f"num_workers is {config.num_workers}; it must be 0 or more")
+    if config.num_workers != "auto" and (isinstance(config.num_workers, str) or config.num_workers < 0):
+        raise ValueError(f"num_workers is {config.num_workers!r}; it must be 'auto' or a number 0 or more")
     if not config.loss_limit > 0:
         raise ValueError(f"loss_limit is {config.loss_limit}; it must be positive")
     if config.device != "auto" and config.device != "cpu" and not config.device.startswith("cuda"):

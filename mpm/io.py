@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader never sees a half-written result, mask or checkpoint."""
+"""Atomic file writes and the folders they land in: a reader never sees a half-written result,
+mask or checkpoint, and whatever the process's umask, files are 0644 and folders 0755."""
 
 from __future__ import annotations
 
@@ -6,9 +7,42 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
+
+FILE_MODE = 0o644
+FOLDER_MODE = 0o755
+
+
+def make_folder(path: str | os.PathLike) -> Path:
+    """Create ``path`` and its missing parents, each with mode 0755; return it."""
+    path = Path(path)
+    missing = [folder for folder in (path, *path.parents) if not folder.exists()]
+    path.mkdir(parents=True, exist_ok=True)
+    for folder in missing:
+        with suppress(PermissionError):  # created meanwhile by another user's process
+            folder.chmod(FOLDER_MODE)
+    return path
+
+
+def ensure_writable(folder: str | os.PathLike, what: str, option: str) -> Path:
+    """Create ``folder`` if needed and prove a file can be written in it.
+
+    Raises PermissionError naming the folder (``what``, e.g. "results folder"), the reason and the
+    command-line ``option`` that chooses another one.
+    """
+    folder = Path(folder)
+    try:
+        make_folder(folder)
+        descriptor, probe = tempfile.mkstemp(prefix=".write-test.", dir=folder)
+        os.close(descriptor)
+        os.unlink(probe)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise PermissionError(f"{what} {folder} is not writable ({reason}); fix its permissions or "
+                              f"choose another folder with {option}") from None
+    return folder
 
 
 @contextmanager
@@ -16,16 +50,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
 
     On an exception the temporary file is removed and ``path`` keeps its old content. The file
-    lands with mode 0644 (readable by all, as a committed result should be).
+    lands with mode 0644 (readable by all, as a committed result should be); missing folders are
+    created 0755.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(target.parent)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
-        tmp.chmod(0o644)
+        tmp.chmod(FILE_MODE)
         os.replace(tmp, target)
     finally:
         if tmp.exists():

@@ -1,4 +1,4 @@
-"""The losses of MPM-LTL (paper eqs. (1)-(5); SPEC §5).
+"""The losses of MPM-LTL (paper eqs. (1)-(5)).
 
 Shapes: ``logits`` N×k×C (k parts, C identities), part features ``h`` N×k×d, labels N.
 Every loss is a mean over the images (or triplets) of the batch, so its scale does not depend

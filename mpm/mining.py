@@ -10,7 +10,7 @@ al. 2017, "In Defense of the Triplet Loss for Person Re-Identification"; the com
 paper's Fig. 9) selects inside one P×K training step, from that step's own forward pass:
 :func:`batch_hard_triplets` is called on the step's images only (see `mpm.runs.batches`).
 
-Conventions shared by the selectors (SPEC §6):
+Conventions shared by the selectors (Algorithm 1, paper §III-E):
 
 * Distances are Euclidean, computed in float64 whatever the feature dtype, so the choice does not
   hinge on float32 rounding.
@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 MASK_SIZE: tuple[int, int] = (64, 32)
-"""The (height, width) at which masks are intersected by Mask-guided TriHard (SPEC §6, step 3)."""
+"""The (height, width) at which masks are intersected by Mask-guided TriHard (Algorithm 1, step 3)."""
 
 _GATHER_BUDGET = 2**23  # elements gathered at once outside the anchor × pool distance blocks
 _WORD_BITS = 16  # mask pixels per packed word; words are bit-counted through a 2**16-entry table

@@ -1,4 +1,4 @@
-"""The mask-pooling model (MPM, paper §III-A and §III-C; SPEC §3-§4).
+"""The mask-pooling model (MPM, paper §III-A and §III-C).
 
 A torchvision ResNet whose stem takes the person mask as a fourth input (how, depends on
 ``mask_mode``), followed by a part head: the last feature map T is cut into k parts, each
@@ -102,7 +102,7 @@ class MaskStem(nn.Module):
 
 
 def _first_kernels(conv: nn.Conv2d, count: int) -> nn.Conv2d:
-    """A copy of ``conv`` with only its first ``count`` output kernels (SPEC §3: 63 of 64)."""
+    """A copy of ``conv`` with only its first ``count`` output kernels (63 of 64 in the mask-pooled stem, paper §III-C)."""
     smaller = nn.Conv2d(conv.in_channels, count, conv.kernel_size, conv.stride, conv.padding, bias=False)
     with torch.no_grad():
         smaller.weight.copy_(conv.weight[:count])
@@ -175,7 +175,7 @@ class MPMNet(nn.Module):
         num_classes: training identities (one output per identity in every part classifier).
         backbone: a torchvision ResNet name (``resnet50`` in the paper).
         mask_mode: one of :data:`MASK_MODES`.
-        mask_gate: also multiply the stem features by the downsampled mask (SPEC §3, the
+        mask_gate: also multiply the stem features by the downsampled mask (the
             Fig. 5 reading); only for ``pool`` and ``bilinear``.
         threshold: mask pooling threshold in [0, 1].
         parts: 3 or 6 stripes, 12 (6×2) or 18 (6×3) grids.

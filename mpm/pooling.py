@@ -1,9 +1,13 @@
-"""Mask pooling (paper §III-C, Fig. 4; SPEC §3): downsampling a binary person mask.
+"""Mask pooling (paper §III-C, Fig. 4): downsampling a binary person mask.
 
 For every pooling window the fraction of person pixels is counted over the in-image pixels
 of the window only (zero padding is not counted). The window becomes person (1) when that
 fraction is strictly greater than the threshold, else background (0). Threshold 1.0 therefore
 gives an all-zero map and threshold 0.0 means "any person pixel in the window".
+
+One pass over the mask counts the person pixels of every window (a sum pool); the in-image
+pixel counts depend on the mask's size only and are products of per-axis counts
+(`in_image_counts`), so they cost no pass over the batch.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.utils import _pair
 
 _TIE_TOLERANCE = 1e-6
 """Counts are integers; a fraction within this many pixels of the threshold counts as equal."""
@@ -46,6 +51,23 @@ def binarize_mask(mask: torch.Tensor) -> torch.Tensor:
     return person.to(torch.float32)
 
 
+def _axis_counts(size: int, kernel: int, stride: int, padding: int, device: torch.device) -> torch.Tensor:
+    """In-image pixels of every window along one axis (zero padding excluded)."""
+    outputs = (size + 2 * padding - kernel) // stride + 1
+    starts = torch.arange(outputs, device=device) * stride - padding
+    return ((starts + kernel).clamp(max=size) - starts.clamp(min=0)).clamp(min=0)
+
+
+def in_image_counts(size: tuple[int, int], kernel_size: int | tuple[int, int], stride: int | tuple[int, int],
+                    padding: int | tuple[int, int], device: torch.device | str = "cpu") -> torch.Tensor:
+    """The in-image pixels of every pooling window of an H×W map, as a float32 1×1×H'×W' tensor:
+    what a sum pool of an all-ones map gives, from the two axes' counts."""
+    (height, width), kernel, step, pad = size, _pair(kernel_size), _pair(stride), _pair(padding)
+    rows = _axis_counts(height, kernel[0], step[0], pad[0], torch.device(device))
+    columns = _axis_counts(width, kernel[1], step[1], pad[1], torch.device(device))
+    return (rows[:, None] * columns[None, :]).to(torch.float32)[None, None]
+
+
 @torch.no_grad()
 def mask_pool(
     mask: torch.Tensor,
@@ -54,7 +76,7 @@ def mask_pool(
     padding: int | tuple[int, int],
     threshold: float,
 ) -> torch.Tensor:
-    """Mask-pool a binary mask (SPEC §3).
+    """Mask-pool a binary mask (paper §III-C).
 
     Args:
         mask: N×1×H×W, dtype bool, uint8 (non-zero = person) or float (> 0.5 = person).
@@ -68,7 +90,7 @@ def mask_pool(
     person = binarize_mask(mask)
     window = dict(kernel_size=kernel_size, stride=stride, padding=padding)
     person_count = F.avg_pool2d(person, divisor_override=1, **window)
-    in_image_count = F.avg_pool2d(torch.ones_like(person[:1]), divisor_override=1, **window)
+    in_image_count = in_image_counts(tuple(person.shape[-2:]), kernel_size, stride, padding, person.device)
     return (person_count > threshold * in_image_count + _TIE_TOLERANCE).to(torch.float32)
 
 

@@ -1,4 +1,4 @@
-"""Choosing the person instance among fabricated Mask R-CNN predictions (SPEC §2)."""
+"""Choosing the person instance among fabricated Mask R-CNN predictions (paper §III-B)."""
 
 import torch
 

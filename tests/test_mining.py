@@ -1,4 +1,4 @@
-"""Triplet selectors: Mask-guided TriHard (Algorithm 1, SPEC §6), random triplets, Batch-Hard."""
+"""Triplet selectors: Mask-guided TriHard (Algorithm 1, paper §III-E), random triplets, Batch-Hard."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The MPM network (SPEC §3-§4): shapes, mask modes, gating, conv1 surgery, weights, errors."""
+"""The MPM network (paper §III-A, §III-C): shapes, mask modes, gating, conv1 surgery, weights, errors."""
 
 import urllib.error
 

@@ -1,4 +1,4 @@
-"""Mask pooling (SPEC §3): in-image fractions, strict threshold, dtypes and errors."""
+"""Mask pooling (paper §III-C): in-image fractions, strict threshold, dtypes and errors."""
 
 import itertools
 

@@ -364,15 +364,20 @@ def test_every_dial_defaults_inside_its_range():
     assert config.mask_quality == 0.0 and all(0 <= getattr(config, d) <= 1 for d in dial_names())
 
 
-def test_a_non_empty_output_is_refused_unless_forced(tmp_path):
+def test_a_non_empty_output_is_refused_unless_forced_and_its_own(tmp_path):
     out = tmp_path / "bench"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="is not empty.*--force"):
         generate_benchmark(out, tiny(train_identities=2, test_identities=2))
+    with pytest.raises(FileExistsError, match="mpm synth did not write.*meta.json"):
+        generate_benchmark(out, tiny(train_identities=2, test_identities=2), force=True)
     assert (out / "keep.txt").read_text() == "mine"
-    generate_benchmark(out, tiny(train_identities=2, test_identities=2), force=True)
-    assert not (out / "keep.txt").exists() and (out / "meta.json").is_file()
+    (out / "keep.txt").unlink()
+    generate_benchmark(out, tiny(train_identities=2, test_identities=2))
+    (out / "extra.txt").write_text("left by mpm masks --output")
+    generate_benchmark(out, tiny(train_identities=2, test_identities=2, seed=8), force=True)
+    assert not (out / "extra.txt").exists() and json.loads((out / "meta.json").read_text())["seed"] == 8
     assert [p.name for p in tmp_path.iterdir()] == ["bench"]
 
 

@@ -1,4 +1,4 @@
-"""The three-stage trainer: SPEC §7's learning rates, frozen stage 2, records, resume, DDP, guards."""
+"""The three-stage trainer: paper §IV-B's learning rates, frozen stage 2, records, resume, DDP, guards."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def _without_seconds(history):
     return [{k: v for k, v in row.items() if k not in ("seconds", "images_per_second")} for row in history]
 
 
-# --- SPEC §7 -----------------------------------------------------------------------------------
+# --- paper §IV-B -----------------------------------------------------------------------------------
 def test_parameter_groups_and_learning_rates_follow_spec_section_7():
     config = profile("paper").replace(backbone="resnet18", weights=None)
     model = build_model(config, num_classes=5)

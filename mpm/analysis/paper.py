@@ -1,4 +1,4 @@
-"""The paper's reported figures (SPEC §9), kept apart so the book always labels them as the paper's.
+"""The paper's reported figures, kept apart so the book always labels them as the paper's.
 
 Zheng et al., IEEE Access 8 (2020): ResNet-50 from ImageNet, 384×128 inputs, Market-1501.
 These numbers are quoted, never computed here.

@@ -2,7 +2,9 @@
 
 Prints the table of the Market-1501 protocol scores and writes them, with what was evaluated, to a
 JSON results record (``--out``; default ``evaluation.json`` in the run folder, or
-``<checkpoint>.eval.json`` beside a checkpoint).
+``<checkpoint>.eval.json`` beside a checkpoint). Model weights are not kept with a record: a run
+whose ``final.pt`` is not in the checkpoint folder is refused with the ``mpm train`` command that
+rebuilds it.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import sys
 from pathlib import Path
 
 from mpm.config import DATASETS
+from mpm.data.check import ensure_readable
 from mpm.evaluation import format_table
 from mpm.io import write_json_atomic
 from mpm.runs.inference import evaluate_scores, find_checkpoint, load_trained
-from mpm.runs.paths import load_config_dataset
+from mpm.runs.paths import default_cache_root, load_config_dataset
 from mpm.runs.runtime import resolve_device
 
 HELP = "evaluate a trained run or checkpoint on a dataset (SQ/MQ, re-ranking) and write the record"
@@ -36,16 +39,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        path = find_checkpoint(Path(args.run), args.cache) if args.run else Path(args.checkpoint)
-        device = resolve_device(args.device)
-        model, config = load_trained(path, device)
-        overrides = {k: v for k, v in (("root", args.root), ("dataset", args.dataset)) if v is not None}
-        config = config.replace(**overrides)
-        splits = load_config_dataset(config, require_masks=config.mask_mode != "none")
-    except (ValueError, FileNotFoundError) as error:
-        print(f"mpm eval: {error}", file=sys.stderr)
-        return 2
+    """Evaluate and write the record; problems (no weights, a bad file) are `mpm.cli` errors."""
+    path = find_checkpoint(Path(args.run), args.cache, args.root) if args.run else Path(args.checkpoint)
+    device = resolve_device(args.device)
+    model, config = load_trained(path, device)
+    overrides = {k: v for k, v in (("root", args.root), ("dataset", args.dataset)) if v is not None}
+    config = config.replace(**overrides)
+    uses_masks = config.mask_mode != "none"
+    splits = load_config_dataset(config, require_masks=uses_masks)
+    ensure_readable(splits, masks="required" if uses_masks else "ignored",
+                    cache_dir=Path(args.cache) if args.cache else default_cache_root(), progress=sys.stderr.isatty())
     metrics = evaluate_scores(model, config, splits, device)
     out = Path(args.out) if args.out else (
         Path(args.run) / "evaluation.json" if args.run else path.with_suffix(".eval.json"))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from dataclasses import MISSING, fields
 
@@ -19,7 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", required=True, help="output folder (must be new or empty unless --force)"
     )
-    parser.add_argument("--force", action="store_true", help="replace a non-empty --out")
+    parser.add_argument("--force", action="store_true",
+                        help="replace a synthetic benchmark this command wrote at --out (other data is refused)")
     parser.add_argument(
         "--identities",
         type=int,
@@ -53,13 +53,9 @@ def config_from_args(args: argparse.Namespace) -> SynthConfig:
 
 def run(args: argparse.Namespace) -> int:
     """Generate the benchmark; report what was written and how long it took."""
-    try:
-        config = config_from_args(args)
-        start = time.perf_counter()
-        out = generate_benchmark(args.out, config, force=args.force)
-    except (ValueError, FileExistsError) as error:
-        print(f"mpm synth: error: {error}", file=sys.stderr)
-        return 2
+    config = config_from_args(args)
+    start = time.perf_counter()
+    out = generate_benchmark(args.out, config, force=args.force)
     seconds = time.perf_counter() - start
     counts = json.loads((out / "meta.json").read_text())["images"]
     listing = ", ".join(f"{folder} {count}" for folder, count in sorted(counts.items()))

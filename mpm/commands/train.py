@@ -1,7 +1,9 @@
 """``mpm train``: run one experiment config through the three stages and store its record.
 
 Works under ``torchrun --nproc_per_node=N -m mpm train ...`` as well (DDP, gloo on CPU, NCCL on
-CUDA). A config that already finished is not retrained: its stored record is printed.
+CUDA). A config that already finished is not retrained: its stored record is printed. Before
+training, the results and cache folders must be writable and every image and mask must decode
+(checked once per dataset, then cached); a problem is one line naming the file and the fix.
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ import os
 import sys
 
 from mpm.config import PROFILES, ExperimentConfig, profile
-from mpm.runs.experiments import run as run_experiment
 from mpm.evaluation import format_table
-from mpm.runs.trainer import TrainingDiverged
+from mpm.runs.experiments import run as run_experiment
 from mpm.runs.runtime import stop_runtime
+from mpm.runs.trainer import TrainingDiverged
 
 HELP = "train an experiment config (three stages, resumable) and store its results record"
 
@@ -25,7 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--profile", choices=PROFILES, help="start from a built-in profile instead")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set stage1.epochs=5 (repeatable)")
-    parser.add_argument("--force", action="store_true", help="retrain even if the record exists")
+    parser.add_argument("--force", action="store_true",
+                        help="retrain even if the record exists, replacing it (and a stored record of "
+                             "another config under the same name)")
     parser.add_argument("--results", metavar="DIR", default=None,
                         help="results folder (default: <project>/results/runs)")
     parser.add_argument("--cache", metavar="DIR", default=None,
@@ -40,11 +44,8 @@ def load_config(args: argparse.Namespace) -> ExperimentConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"mpm train: {error}", file=sys.stderr)
-        return 2
+    """Train (or serve) the config; a diverged run exits 1, other problems are `mpm.cli` errors."""
+    config = load_config(args)
     try:
         record = run_experiment(config, force=args.force, results_root=args.results,
                                 cache_root=args.cache, progress=not args.no_progress)

@@ -131,9 +131,12 @@ def load_index(root: Path, variant: str) -> CUHK03Index:
     """The extraction index of ``variant``; extracts from ``cuhk-03.mat`` first when needed."""
     index_path = root / images_dir(variant) / "index.json"
     if index_path.is_file():
-        stored = json.loads(index_path.read_text())
-        index = CUHK03Index(stored["names"], stored["pids_per_pair"], stored["testsets"])
-        if all((index_path.parent / name).is_file() for name in index.names):
+        try:
+            stored = json.loads(index_path.read_text())
+            index = CUHK03Index(stored["names"], stored["pids_per_pair"], stored["testsets"])
+        except (ValueError, KeyError, TypeError):  # a damaged index is rebuilt from cuhk-03.mat below
+            index = None
+        if index is not None and all((index_path.parent / name).is_file() for name in index.names):
             return index
     index = extract_images(find_mat_file(root), root, variant)
     write_json_atomic(
@@ -206,7 +209,10 @@ def new_protocol_splits(root: Path, variant: str, index: CUHK03Index) -> Dataset
             f"repository (zhunzhong07/person-re-ranking, evaluation/data/CUHK03) into {root}, "
             f"or use protocol='classic'"
         )
-    config = loadmat(path)
+    try:
+        config = loadmat(path)
+    except (OSError, ValueError, TypeError) as error:
+        raise ValueError(f"{path} cannot be read as a MATLAB file ({error}); download it again") from None
     absent = [key for key in NEW_PROTOCOL_FIELDS if key not in config]
     if absent:
         raise ValueError(

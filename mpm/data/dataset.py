@@ -25,9 +25,20 @@ def relabel_pids(records: Sequence[ImageRecord]) -> dict[int, int]:
 
 
 def read_image(path: str | os.PathLike) -> tv_tensors.Image:
-    """Read an image file as a ``uint8`` RGB ``tv_tensors.Image`` of shape 3×H×W."""
-    with Image.open(path) as image:
-        return tv_tensors.Image(F.pil_to_tensor(image.convert("RGB")))
+    """Read an image file as a ``uint8`` RGB ``tv_tensors.Image`` of shape 3×H×W.
+
+    A missing file raises FileNotFoundError and one that does not decode (truncated, not an image)
+    ValueError, both naming the file and the fix.
+    """
+    fix = "restore it from the dataset's archive or delete it (`mpm check-data` lists every bad file)"
+    try:
+        with Image.open(path) as image:
+            return tv_tensors.Image(F.pil_to_tensor(image.convert("RGB")))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"image {path} does not exist; {fix}") from None
+    except (OSError, SyntaxError, EOFError) as error:  # what PIL raises for a truncated or foreign file
+        reason = (str(error) or type(error).__name__).splitlines()[0]
+        raise ValueError(f"image {path} cannot be decoded ({reason}); {fix}") from None
 
 
 class ReIDDataset(Dataset):

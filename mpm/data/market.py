@@ -78,20 +78,38 @@ def _is_image(path: Path) -> bool:
     return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES
 
 
+class BadNames(ValueError):
+    """Images whose names do not parse; ``problems`` holds each one's message, in folder and name order."""
+
+    def __init__(self, root: Path, problems: list[str]) -> None:
+        more = (f" ({len(problems) - 1} more bad name(s): `mpm check-data --root {root}` lists them all)"
+                if len(problems) > 1 else "")
+        super().__init__(problems[0] + more)
+        self.problems = problems
+
+
 def read_split_folder(
     root: Path, split: str, parse: NameParser, *, keep_unlabelled: bool
 ) -> list[ImageRecord]:
     """The image records of ``root/split`` in name order; junk and distractors kept only on request.
 
-    Files that are not images (``Thumbs.db``, hidden files) are ignored. An empty folder, or one
-    left empty once junk and distractors are dropped, raises ``ValueError``.
+    Files that are not images (``Thumbs.db``, hidden files) are ignored. Names that do not parse
+    raise `BadNames` listing them all; an empty folder, or one left empty once junk and
+    distractors are dropped, raises ``ValueError``.
     """
     folder = root / split
     records = []
+    problems = []
     for path in sorted(p for p in folder.iterdir() if _is_image(p)):
-        pid, camid = parse(path)
+        try:
+            pid, camid = parse(path)
+        except ValueError as error:
+            problems.append(str(error))
+            continue
         if keep_unlabelled or pid not in (JUNK_PID, DISTRACTOR_PID):
             records.append(ImageRecord(path=path, pid=pid, camid=camid, split=split))
+    if problems:
+        raise BadNames(root, problems)
     if not records:
         raise ValueError(
             f"split folder {folder} holds no usable images (looked for {', '.join(IMAGE_SUFFIXES)} "
@@ -121,20 +139,25 @@ def check_market_layout(root: Path) -> None:
 
 
 def read_market_layout(root: str | os.PathLike, name: str, parse: NameParser) -> DatasetSplits:
-    """Read a dataset in the Market-1501 layout, naming its images with ``parse``."""
+    """Read a dataset in the Market-1501 layout, naming its images with ``parse``.
+
+    Bad names in any split folder are gathered into one `BadNames` error.
+    """
     root = Path(root)
     check_market_layout(root)
-    gt_bbox = []
+    folders = {"train": (TRAIN_DIR, False), "query": (QUERY_DIR, False), "gallery": (GALLERY_DIR, True)}
     if (root / GT_BBOX_DIR).is_dir():
-        gt_bbox = read_split_folder(root, GT_BBOX_DIR, parse, keep_unlabelled=False)
-    return DatasetSplits(
-        name=name,
-        root=root,
-        train=read_split_folder(root, TRAIN_DIR, parse, keep_unlabelled=False),
-        query=read_split_folder(root, QUERY_DIR, parse, keep_unlabelled=False),
-        gallery=read_split_folder(root, GALLERY_DIR, parse, keep_unlabelled=True),
-        gt_bbox=gt_bbox,
-    )
+        folders["gt_bbox"] = (GT_BBOX_DIR, False)
+    splits: dict[str, list[ImageRecord]] = {}
+    problems: list[str] = []
+    for key, (folder, keep_unlabelled) in folders.items():
+        try:
+            splits[key] = read_split_folder(root, folder, parse, keep_unlabelled=keep_unlabelled)
+        except BadNames as error:
+            problems.extend(error.problems)
+    if problems:
+        raise BadNames(root, problems)
+    return DatasetSplits(name=name, root=root, **splits)
 
 
 def read_market1501(root: str | os.PathLike) -> DatasetSplits:

@@ -17,7 +17,8 @@ from PIL import Image
 from mpm.data.splits import ImageRecord
 
 MASK_THRESHOLD = 127
-_MASK_MODES = ("L", "1")
+MASK_MODES = ("L", "1")
+"""Image modes a mask file may have: 8-bit grey, or 1-bit."""
 
 
 def mask_path(root: str | os.PathLike, split: str, stem: str) -> Path:
@@ -30,13 +31,18 @@ def read_mask(path: str | os.PathLike) -> torch.Tensor:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"mask file {path} does not exist; create masks with `mpm masks`")
-    with Image.open(path) as image:
-        if image.mode not in _MASK_MODES:
-            raise ValueError(
-                f"mask file {path} has image mode {image.mode!r}; a mask must be an 8-bit "
-                f"single-channel PNG (mode 'L'), person > {MASK_THRESHOLD}: rewrite it as grayscale"
-            )
-        values = np.asarray(image.convert("L"))
+    try:
+        with Image.open(path) as image:
+            if image.mode not in MASK_MODES:
+                raise ValueError(
+                    f"mask file {path} has image mode {image.mode!r}; a mask must be an 8-bit "
+                    f"single-channel PNG (mode 'L'), person > {MASK_THRESHOLD}: rewrite it as grayscale"
+                )
+            values = np.asarray(image.convert("L"))
+    except (OSError, SyntaxError, EOFError) as error:  # what PIL raises for a truncated or foreign file
+        reason = (str(error) or type(error).__name__).splitlines()[0]
+        raise ValueError(f"mask file {path} cannot be decoded ({reason}); delete it and rerun `mpm masks` "
+                         f"on the dataset root to recreate it") from None
     return torch.from_numpy((values > MASK_THRESHOLD).astype(np.uint8))
 
 

@@ -1,4 +1,4 @@
-"""Joint image + mask transforms (SPEC §1): geometry acts on both, colour normalisation on RGB only.
+"""Joint image + mask transforms: geometry acts on both, colour normalisation on RGB only.
 
 Built on ``torchvision.transforms.v2``: the image is a ``tv_tensors.Image`` and the mask a
 ``tv_tensors.Mask``, so resizing uses bilinear interpolation for the image and nearest

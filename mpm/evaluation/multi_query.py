@@ -1,5 +1,5 @@
 """Multi-query features: each query is replaced by the pooled features of all images of its
-identity seen by its camera (Market-1501 multi-query protocol, SPEC §8)."""
+identity seen by its camera (Market-1501 multi-query protocol, Zheng et al. 2015)."""
 
 from __future__ import annotations
 

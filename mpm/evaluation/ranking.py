@@ -2,7 +2,7 @@
 
 For each query, gallery items of the query's identity seen by the query's camera are excluded,
 junk items (identity ``junk_pid``) are excluded, distractors (identity ``distractor_pid``) stay as
-negatives, and a query left without any true match is skipped and counted (SPEC §8).
+negatives, and a query left without any true match is skipped and counted, as in the Market-1501 evaluation code.
 
 Ranks are computed without a loop over queries: each chunk of rows of the distance matrix is
 sorted once (invalid items pushed to +inf) and the rank of every true match is found by a batched

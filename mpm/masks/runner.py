@@ -68,7 +68,7 @@ class RunReport:
 
 
 def default_masks_dir(root: str | os.PathLike) -> Path:
-    """``<root>/masks``, where the dataset readers look for masks (SPEC §1)."""
+    """``<root>/masks``, where the dataset readers look for masks."""
     return Path(root) / "masks"
 
 

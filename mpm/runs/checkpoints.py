@@ -91,12 +91,50 @@ def save_checkpoint(
     return path
 
 
+class CorruptCheckpoint(ValueError):
+    """A checkpoint file that cannot be read back: the message names it and the fix, ``reason`` says why."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"checkpoint {path} cannot be used ({reason}): it is truncated or not a checkpoint "
+                         f"written by mpm train; pass another file, or retrain the run with --force")
+        self.path = path
+        self.reason = reason
+
+
+_UNREADABLE = (RuntimeError, EOFError, OSError, ValueError, TypeError, AttributeError, KeyError, IndexError,
+               pickle.UnpicklingError, zipfile.BadZipFile)
+"""What ``torch.load`` raises on a truncated, damaged or foreign file."""
+
+
+def _short_reason(error: BaseException) -> str:
+    """The first sentence of ``error``'s message, with its type when the message alone says little."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    sentence = text.split(". ")[0].rstrip(".")
+    if not sentence:
+        return type(error).__name__
+    return f"{type(error).__name__}: {sentence}" if len(sentence) < 20 else sentence
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by `save_checkpoint` (or a final model file)."""
+    """Read a checkpoint written by `save_checkpoint` (or a final model file).
+
+    FileNotFoundError when there is no such file; `CorruptCheckpoint` naming it when it does not load
+    (a truncated file, or one that is not a checkpoint).
+    """
     path = Path(path)
     if not path.is_file():
+        if path.is_dir():
+            raise FileNotFoundError(f"checkpoint {path} is a folder; pass a checkpoint file (.pt) in it")
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except PermissionError:
+        raise
+    except _UNREADABLE as error:
+        raise CorruptCheckpoint(path, _short_reason(error)) from None
+    if not isinstance(state, dict):
+        raise CorruptCheckpoint(path, f"it holds a {type(state).__name__}, not a dictionary")
+    return state
 
 
 CORRUPT_SUFFIX = ".corrupt"
@@ -115,13 +153,12 @@ def latest_intact_checkpoint(directory: str | os.PathLike, map_location: str | t
             state = load_checkpoint(path, map_location)
             missing = [key for key in _REQUIRED_KEYS if key not in state]
             if missing:
-                raise KeyError(f"missing {', '.join(missing)}")
-        except (RuntimeError, EOFError, OSError, KeyError, TypeError, pickle.UnpicklingError,
-                zipfile.BadZipFile) as error:
+                raise CorruptCheckpoint(path, f"missing {', '.join(missing)}")
+        except CorruptCheckpoint as error:
             aside = path.with_name(path.name + CORRUPT_SUFFIX)
             os.replace(path, aside)
-            warnings.warn(f"checkpoint {path} cannot be used ({str(error).splitlines()[0]}); moved it to "
-                          f"{aside.name} and resuming from the one before", stacklevel=2)
+            warnings.warn(f"checkpoint {path} cannot be used ({error.reason}); moved it to {aside.name} "
+                          f"and resuming from the one before", stacklevel=2)
             continue
         return path, state
     return None
@@ -138,7 +175,20 @@ def check_resumable(path: Path, state: dict[str, Any], config_hash: str, world_s
                          f"run has {world_size}; resume with the same process count or delete {directory}")
 
 
+def outlived_by_final(directory: str | os.PathLike) -> bool:
+    """Whether ``directory`` holds epoch checkpoints and a final model written after all of them:
+    what a run killed between storing its record and removing its checkpoints leaves."""
+    found = list_checkpoints(directory)
+    final = Path(directory) / FINAL_NAME
+    if not found or not final.is_file():
+        return False
+    return final.stat().st_mtime_ns >= max(path.stat().st_mtime_ns for _, _, path in found)
+
+
 def remove_epoch_checkpoints(directory: str | os.PathLike) -> None:
-    """Delete every epoch checkpoint in ``directory`` (kept: the final model file)."""
+    """Delete every epoch checkpoint in ``directory``, and those moved aside as corrupt (kept: the final
+    model file)."""
     for _, _, path in list_checkpoints(directory):
-        path.unlink()
+        path.unlink(missing_ok=True)
+    for path in Path(directory).glob(f"stage*-epoch*.pt{CORRUPT_SUFFIX}"):
+        path.unlink(missing_ok=True)

@@ -1,9 +1,11 @@
 """Run or load: a config in, a stored results record out, trained at most once.
 
 `run(config)` returns the record in the results store (`mpm.runs.store`) when that config already
-finished; otherwise it trains (resuming from the per-epoch checkpoints in
-``.cache/checkpoints/<hash>/`` if a previous attempt was interrupted), evaluates on rank 0
-(`mpm.runs.inference`) and stores the record atomically, holding the run's lock meanwhile.
+finished; otherwise it checks that it can write and read what it needs, trains (resuming from the
+per-epoch checkpoints in ``.cache/checkpoints/<hash>/`` if a previous attempt was interrupted),
+evaluates on rank 0 (`mpm.runs.inference`) and stores the record atomically, holding the run's lock
+meanwhile. Once the record is stored the epoch checkpoints are removed; ``final.pt`` stays for
+``mpm eval``.
 """
 
 from __future__ import annotations
@@ -12,11 +14,28 @@ import os
 import shutil
 import warnings
 from pathlib import Path
+from typing import Any
 
-from mpm.config import ExperimentConfig
-from mpm.runs.lock import run_lock
-from mpm.runs.paths import checkpoint_dir, dataset_root, default_results_root, load_config_dataset
-from mpm.runs.store import RunRecord, find_record, is_complete, read_record, write_record
+from mpm.config import UNHASHED_FIELDS, ExperimentConfig
+from mpm.io import ensure_writable
+from mpm.runs.checkpoints import outlived_by_final, remove_epoch_checkpoints
+from mpm.runs.lock import is_held, run_lock
+from mpm.runs.paths import (
+    checkpoint_dir,
+    dataset_root,
+    default_cache_root,
+    default_results_root,
+    load_config_dataset,
+)
+from mpm.runs.store import (
+    RunRecord,
+    find_record,
+    read_record,
+    record_problem,
+    record_status,
+    stored_hash,
+    write_record,
+)
 
 
 def _warn_if_other_data(record: RunRecord, config: ExperimentConfig) -> None:
@@ -36,6 +55,74 @@ def _warn_if_other_data(record: RunRecord, config: ExperimentConfig) -> None:
                       stacklevel=3)
 
 
+class RecordMismatch(ValueError):
+    """A record folder of the config's name holds a run of another config."""
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _differences(stored: ExperimentConfig, asked: ExperimentConfig) -> str:
+    """``key stored → asked`` for every result-changing value that differs."""
+    before, after = _flatten(stored.to_dict()), _flatten(asked.to_dict())
+    changed = [f"{key} {before.get(key)!r} → {after.get(key)!r}" for key in after
+               if key.split(".")[0] not in UNHASHED_FIELDS and before.get(key) != after.get(key)]
+    return ", ".join(changed) or "the hash differs"
+
+
+def _stored_record(config: ExperimentConfig, results: Path, cache: Path, *, warn: bool = True) -> RunRecord | None:
+    """``config``'s readable record in ``results``, or None (a corrupt one, with a warning naming its
+    file when ``warn``).
+
+    Epoch checkpoints that a run killed after its record landed left beside its final model are
+    removed here.
+    """
+    found = find_record(config, results)
+    status = record_status(found)
+    if status == "corrupt" and warn:
+        warnings.warn(f"skipped the corrupt record {found}, training its config again: {record_problem(found)}",
+                      stacklevel=3)
+    if status != "stored":
+        return None
+    record = read_record(found)
+    if record.config.hash != config.hash:
+        raise RecordMismatch(
+            f"{found} holds a run of a different config ({_differences(record.config, config)}); pass --force "
+            f"to retrain and replace it, or give this config another name"
+        )
+    _warn_if_other_data(record, config)
+    folder = checkpoint_dir(config, cache)
+    if outlived_by_final(folder) and not is_held(cache, config.hash):
+        remove_epoch_checkpoints(folder)
+    return record
+
+
+def prune_finished_checkpoints(cache: Path, results: Path) -> list[Path]:
+    """Remove the epoch checkpoints that runs killed between storing their record and cleaning up left
+    in ``cache``: those older than their final model, of a config stored in ``results`` and not
+    training now. Returns the folders pruned.
+    """
+    if not cache.is_dir():
+        return []
+    leftover = {folder.name: folder for folder in cache.iterdir() if outlived_by_final(folder)}
+    if not leftover or not results.is_dir():
+        return []
+    stored = {stored_hash(folder) for folder in results.iterdir() if not folder.name.startswith(".")}
+    pruned = []
+    for config_hash, folder in leftover.items():
+        if config_hash in stored and not is_held(cache, config_hash):
+            remove_epoch_checkpoints(folder)
+            pruned.append(folder)
+    return pruned
+
+
 def run(
     config: ExperimentConfig,
     force: bool = False,
@@ -49,48 +136,54 @@ def run(
 
     ``force`` retrains from scratch (its checkpoints are discarded) and replaces the record.
     A record is found under the config's name or, failing that, by its hash; a stored record whose
-    config differs from ``config`` under the same ``name`` is an error. A record made on other data
-    (another sha256) is served with a warning. While it trains, a lock file in the cache folder
-    keeps a second process from training the same config (`RunLocked`).
-    ``on_step`` (a `mpm.runs.trainer.StepHook`) is called after every optimizer step.
+    config differs from ``config`` under the same ``name`` is an error (`RecordMismatch`). A corrupt
+    record is skipped with a warning and retrained over. A record made on other data (another
+    sha256) is served with a warning. Before training, the results and cache folders must be
+    writable and every image and mask the run reads must decode (`mpm.data.check`, cached). While it
+    trains, a lock file in the cache folder keeps a second process from training the same config
+    (`RunLocked`). ``on_step`` (a `mpm.runs.trainer.StepHook`) is called after every optimizer step.
     Under ``torchrun`` every process calls this; rank 0 evaluates and writes, all return the record.
     """
     results = Path(results_root or default_results_root())
-    folder = results / config.run_name
+    cache = Path(cache_root or default_cache_root())
     if not force:
-        found = find_record(config, results)
-        if is_complete(found):
-            record = read_record(found)
-            if record.config.hash != config.hash:
-                raise ValueError(
-                    f"{found} holds a run of a different config (hash {record.config.hash}, asked "
-                    f"{config.hash}); give this config another name, or pass force=True (--force) to replace it"
-                )
-            _warn_if_other_data(record, config)
+        record = _stored_record(config, results, cache)
+        if record is not None:
             return record
+    ensure_writable(results, "results folder", "--results")
+    ensure_writable(cache, "checkpoint folder", "--cache")
+    folder = results / config.run_name
     if int(os.environ.get("RANK", "0")) != 0:
-        return _train(config, force, folder, cache_root, progress, on_step)
-    with run_lock(cache_root, config):
-        return _train(config, force, folder, cache_root, progress, on_step)
+        return _train(config, force, folder, cache, progress, on_step)
+    with run_lock(cache, config):
+        if not force:
+            record = _stored_record(config, results, cache, warn=False)  # stored by another process meanwhile
+            if record is not None:
+                return record
+        prune_finished_checkpoints(cache, results)
+        return _train(config, force, folder, cache, progress, on_step)
 
 
-def _train(config: ExperimentConfig, force: bool, folder: Path, cache_root: str | os.PathLike | None,
-           progress: bool, on_step) -> RunRecord:
+def _train(config: ExperimentConfig, force: bool, folder: Path, cache: Path, progress: bool,
+           on_step) -> RunRecord:
     """Train, evaluate and store ``config`` into ``folder`` (see `run`)."""
+    from mpm.data.check import ensure_readable
     from mpm.io import save_torch_atomic
     from mpm.runs import environment
-    from mpm.runs.checkpoints import FINAL_NAME, remove_epoch_checkpoints
+    from mpm.runs.checkpoints import FINAL_NAME
     from mpm.runs.inference import evaluate_model
     from mpm.runs.runtime import barrier, start_runtime
     from mpm.runs.trainer import Trainer
 
     runtime = start_runtime(config)
-    checkpoints = checkpoint_dir(config, cache_root)
+    checkpoints = checkpoint_dir(config, cache)
     if force and runtime.is_main and checkpoints.exists():
         shutil.rmtree(checkpoints)
     barrier(runtime)
     needs_masks = config.mask_mode != "none" or config.selector == "mask-trihard"
     splits = load_config_dataset(config, require_masks=needs_masks)
+    ensure_readable(splits, masks="required" if needs_masks else "present", cache_dir=cache,
+                    progress=progress and runtime.is_main)
     env = environment.collect(runtime.device, config.seed, runtime.world_size,
                                    environment.dataset_fingerprint(splits))  # the code that trains
     trainer = Trainer(config, splits, checkpoints, runtime, on_step=on_step, progress=progress)

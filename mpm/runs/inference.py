@@ -4,6 +4,8 @@ per-query table, and the activation summary of `mpm.runs.activations`."""
 
 from __future__ import annotations
 
+import os
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +20,8 @@ from mpm.data.mask_files import mask_path
 from mpm.evaluation import FeatureSet, evaluate_all, extract_features
 from mpm.model import MPMNet, build_model
 from mpm.runs.activations import activation_record, sample_indices
-from mpm.runs.checkpoints import FINAL_NAME, latest_checkpoint, load_checkpoint
-from mpm.runs.paths import checkpoint_dir
+from mpm.runs.checkpoints import FINAL_NAME, CorruptCheckpoint, latest_intact_checkpoint, load_checkpoint
+from mpm.runs.paths import checkpoint_dir, default_results_root
 from mpm.runs.store import queries_to_csv, read_record
 
 EVAL_BATCH_SIZE = 128
@@ -104,24 +106,46 @@ def evaluate_scores(model: MPMNet, config: ExperimentConfig, splits: DatasetSpli
                         gallery.camids, queries=queries, **pool)
 
 
-def find_checkpoint(run_dir: Path, cache: str | None) -> Path:
-    """The final model of a finished run, else its newest epoch checkpoint."""
+def find_checkpoint(run_dir: Path, cache: str | os.PathLike | None, root: str | None = None) -> Path:
+    """The final model of a finished run, else its newest intact epoch checkpoint.
+
+    Model weights are not kept with a record; a run without them in the checkpoint folder raises
+    FileNotFoundError with the `mpm train` command that rebuilds them (``root``: the dataset root
+    to train on, when not the config's).
+    """
     config = read_record(run_dir).config
     folder = checkpoint_dir(config, cache)
     final = folder / FINAL_NAME
     if final.is_file():
         return final
-    latest = latest_checkpoint(folder)
+    latest = latest_intact_checkpoint(folder)
     if latest is None:
-        raise FileNotFoundError(f"run {run_dir} has no model in {folder}; retrain it with "
-                                f"`mpm train --config {run_dir / 'config.yaml'} --force`")
-    return latest
+        command = ["mpm", "train", "--config", str(run_dir / "config.yaml"), "--force"]
+        if root is not None:
+            command += ["--set", f"root={root}"]
+        if run_dir.resolve().parent != default_results_root().resolve():
+            command += ["--results", str(run_dir.parent)]
+        if cache is not None:
+            command += ["--cache", str(cache)]
+        raise FileNotFoundError(f"the model weights of run {run_dir} are not kept with its record (looked for "
+                                f"{final}); retrain them with: {shlex.join(command)}")
+    return latest[0]
 
 
 def load_trained(path: Path, device: torch.device) -> tuple[torch.nn.Module, ExperimentConfig]:
-    """The network stored in a checkpoint and the config it was trained with."""
+    """The network stored in a checkpoint and the config it was trained with (ValueError naming a bad file)."""
     state = load_checkpoint(path, device)
-    config = ExperimentConfig.from_dict(state["config"])
+    missing = [key for key in ("config", "num_classes", "model") if key not in state]
+    if missing:
+        raise CorruptCheckpoint(path, f"missing {', '.join(missing)}")
+    try:
+        config = ExperimentConfig.from_dict(state["config"])
+    except (ValueError, TypeError) as error:
+        raise CorruptCheckpoint(path, f"its config is invalid: {error}") from None
     model = build_model(config.replace(weights=None), state["num_classes"])
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, TypeError, AttributeError) as error:
+        raise CorruptCheckpoint(path, f"its weights do not fit the network of its config: "
+                                      f"{str(error).splitlines()[0]}") from None
     return model.to(device).eval(), config

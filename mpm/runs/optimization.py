@@ -17,7 +17,7 @@ from mpm.model import MPMNet
 
 
 def group_modules(model: MPMNet) -> dict[str, nn.Module]:
-    """The three learning-rate groups of SPEC §7, by name."""
+    """The three learning-rate groups of paper §IV-B (base network, new layers, classifiers), by name."""
     return {"backbone": model.backbone, "reducers": model.reducers, "classifiers": model.classifiers}
 
 def configure_stage(model: MPMNet, stage: StageConfig) -> list[dict[str, Any]]:

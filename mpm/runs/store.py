@@ -15,7 +15,10 @@ A run folder ``<root>/<run name>/`` holds
   activation energy on the person), since model weights are not kept.
 
 The folder is assembled under a hidden staging name and renamed into place in one step, so a run
-that did not finish never leaves a folder that looks finished.
+that did not finish never leaves a folder that looks finished; what a killed writer left behind is
+cleaned by the next write. A folder whose files are missing or cannot be read back is *corrupt*:
+it counts as not stored (`record_status`, `record_problem` names the bad file), and the next
+training of its config replaces it.
 """
 
 from __future__ import annotations
@@ -24,8 +27,11 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +41,13 @@ import yaml
 
 from mpm.config import ExperimentConfig
 from mpm.evaluation.report import MODES
-from mpm.io import write_json_atomic, write_text_atomic
+from mpm.io import FOLDER_MODE, make_folder, write_json_atomic, write_text_atomic
+from mpm.runs.lock import process_alive
 
+LEFTOVER_AGE_SECONDS = 3600
+"""A staging or retired folder this old is a killed writer's leftover, whoever wrote it."""
+_LEFTOVER = re.compile(r"^\.(?P<run>.+)\.(?P<host>[^.]*)-(?P<pid>\d+)\.[a-z0-9_]+\.(?P<kind>staging|retired)$")
+_UNTAGGED_LEFTOVER = re.compile(r"^\.(?P<run>.+)\.[a-z0-9_]+\.(?P<kind>staging|retired)$")
 RECORD_FILES = ("config.yaml", "env.json", "history.csv", "metrics.json", "queries.csv", "activations.json")
 PER_QUERY_FIELDS = (("first_rank", "first rank"), ("ap", "AP"), ("ap_trapezoid", "AP trapezoid"))
 """Per-query lists of the evaluation record and their ``queries.csv`` column suffixes."""
@@ -90,10 +101,31 @@ def queries_to_csv(queries: Mapping[str, Any], pids: Sequence[int], camids: Sequ
     return history_to_csv(rows)
 
 
-def is_complete(path: str | os.PathLike) -> bool:
-    """True when ``path`` holds every record file."""
+def _missing_files(path: Path) -> list[str]:
+    return [name for name in RECORD_FILES if not (path / name).is_file()]
+
+
+def record_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` is not a readable finished record (naming the file), or None when it is one."""
+    try:
+        read_record(path)
+    except (FileNotFoundError, CorruptRecord) as error:
+        return str(error)
+    return None
+
+
+def record_status(path: str | os.PathLike) -> str:
+    """``"stored"`` (a readable record), ``"corrupt"`` (a folder with a missing or unreadable file) or
+    ``"missing"`` (no folder)."""
     path = Path(path)
-    return all((path / name).is_file() for name in RECORD_FILES)
+    if not path.exists():
+        return "missing"
+    return "stored" if record_problem(path) is None else "corrupt"
+
+
+def is_complete(path: str | os.PathLike) -> bool:
+    """True when ``path`` holds every record file and they read back (a corrupt record is not complete)."""
+    return Path(path).is_dir() and record_problem(path) is None
 
 
 def history_to_csv(history: Sequence[Mapping[str, Any]]) -> str:
@@ -125,6 +157,43 @@ def history_from_csv(text: str) -> list[dict[str, Any]]:
     return [{k: _parse_cell(v) for k, v in row.items()} for row in csv.DictReader(io.StringIO(text))]
 
 
+def _writer_tag() -> str:
+    """``<host>-<pid>`` of this process, as it appears in the names of its staging folders."""
+    return f"{socket.gethostname().replace('.', '_')}-{os.getpid()}"
+
+
+def _is_leftover(folder: Path, match: re.Match[str]) -> bool:
+    try:
+        age = time.time() - folder.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    if age > LEFTOVER_AGE_SECONDS:
+        return True
+    tag = match.groupdict()
+    return tag.get("host") == socket.gethostname().replace(".", "_") and not process_alive(int(tag["pid"]))
+
+
+def remove_leftovers(root: str | os.PathLike) -> list[Path]:
+    """Remove the staging and retired folders that killed writers left in ``root``; return them.
+
+    A folder counts as left over when the process named in it is gone (same host) or it is older than
+    `LEFTOVER_AGE_SECONDS`; a live writer's folders are kept. A retired folder still holding the old
+    record of a run whose new record never landed puts that old record back first.
+    """
+    root = Path(root)
+    removed = []
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        match = _LEFTOVER.match(folder.name) or _UNTAGGED_LEFTOVER.match(folder.name)
+        if match is None or not folder.is_dir() or not _is_leftover(folder, match):
+            continue
+        old, target = folder / "old", root / match["run"]
+        if match["kind"] == "retired" and old.is_dir() and not target.exists():
+            os.replace(old, target)
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
 def write_record(
     root: str | os.PathLike,
     config: ExperimentConfig,
@@ -134,15 +203,17 @@ def write_record(
     queries_csv: str,
     activations: Mapping[str, Any],
 ) -> RunRecord:
-    """Store a finished run under ``root/config.run_name`` (replacing an older record), atomically.
+    """Store a finished run under ``root/config.run_name`` (replacing an older or corrupt record), atomically.
 
-    Files are written 0644 and the folder 0755, whatever the process's umask.
+    Files are written 0644 and the folder 0755, whatever the process's umask. Leftovers of killed
+    writers in ``root`` are removed first (`remove_leftovers`).
     """
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
+    root = make_folder(root)
+    remove_leftovers(root)
     target = root / config.run_name
     stored_metrics = {**metrics, "config_hash": config.hash}
-    staging = Path(tempfile.mkdtemp(prefix=f".{config.run_name}.", suffix=".staging", dir=root))
+    prefix = f".{config.run_name}.{_writer_tag()}."
+    staging = Path(tempfile.mkdtemp(prefix=prefix, suffix=".staging", dir=root))
     try:
         write_text_atomic(staging / "config.yaml", config.to_yaml())
         write_json_atomic(staging / "env.json", dict(env))
@@ -150,9 +221,9 @@ def write_record(
         write_json_atomic(staging / "metrics.json", stored_metrics)
         write_text_atomic(staging / "queries.csv", queries_csv)
         write_json_atomic(staging / "activations.json", dict(activations), compact=True)
-        staging.chmod(0o755)
+        staging.chmod(FOLDER_MODE)
         if target.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{config.run_name}.", suffix=".retired", dir=root))
+            retired = Path(tempfile.mkdtemp(prefix=prefix, suffix=".retired", dir=root))
             os.replace(target, retired / "old")
             os.replace(staging, target)
             shutil.rmtree(retired)
@@ -173,32 +244,53 @@ def stored_hash(folder: Path) -> str | None:
     return metrics.get("config_hash") if isinstance(metrics, dict) else None
 
 
+def _folder_hash(folder: Path) -> str | None:
+    """The config hash of a record folder: from metrics.json, else from a readable config.yaml."""
+    found = stored_hash(folder)
+    if found is not None:
+        return found
+    try:
+        return ExperimentConfig.from_file(folder / "config.yaml").hash
+    except (OSError, ValueError):
+        return None
+
+
 def find_record(config: ExperimentConfig, results_root: str | os.PathLike) -> Path:
     """Where ``config``'s record lives under ``results_root``.
 
-    ``<results_root>/<run name>`` when that folder is finished, else any finished folder there whose
-    record carries the config's hash (a run stored under another name or under its hash), else
+    ``<results_root>/<run name>`` when it holds a readable record, else any readable record folder
+    there that carries the config's hash (a run stored under another name or under its hash). Failing
+    both, a corrupt folder of the config (`record_status` says so; training replaces it), else
     ``<results_root>/<run name>`` (where a new record would go).
     """
     root = Path(results_root)
     folder = root / config.run_name
     if is_complete(folder) or not root.is_dir():
         return folder
+    corrupt = [folder] if folder.exists() else []
     for candidate in sorted(root.iterdir()):
-        if not candidate.name.startswith(".") and is_complete(candidate) and stored_hash(candidate) == config.hash:
+        if candidate.name.startswith(".") or candidate == folder or not candidate.is_dir():
+            continue
+        if _folder_hash(candidate) != config.hash:
+            continue
+        if is_complete(candidate):
             return candidate
-    return folder
+        corrupt.append(candidate)
+    return corrupt[0] if corrupt else folder
 
 
 class CorruptRecord(ValueError):
     """A record folder whose files are all present but cannot be read back (named in the message)."""
 
 
+_RETRAIN = "retraining its config replaces the record (mpm train, or mpm study for a study's run)"
+
+
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CorruptRecord(f"{path} is not valid JSON ({error}); delete {path.parent} and retrain it") from None
+        raise CorruptRecord(f"{path} is not valid JSON ({error}); {_RETRAIN}") from None
 
 
 def read_record(path: str | os.PathLike) -> RunRecord:
@@ -208,8 +300,8 @@ def read_record(path: str | os.PathLike) -> RunRecord:
     cannot be parsed or the folder was edited so that config and metrics disagree.
     """
     path = Path(path)
-    if not is_complete(path):
-        missing = [name for name in RECORD_FILES if not (path / name).is_file()]
+    missing = _missing_files(path)
+    if missing:
         raise FileNotFoundError(
             f"{path} is not a finished run record (missing {', '.join(missing)}); "
             f"run `mpm train` for its config to create it"
@@ -218,7 +310,7 @@ def read_record(path: str | os.PathLike) -> RunRecord:
         config = ExperimentConfig.from_file(path / "config.yaml")
     except (ValueError, yaml.YAMLError) as error:
         raise CorruptRecord(f"{path / 'config.yaml'} cannot be read ({str(error).splitlines()[0]}); "
-                            f"delete {path} and retrain it") from None
+                            f"{_RETRAIN}") from None
     metrics = _read_json(path / "metrics.json")
     if not isinstance(metrics, dict) or metrics.get("config_hash") != config.hash:
         found = metrics.get("config_hash") if isinstance(metrics, dict) else None
@@ -226,10 +318,9 @@ def read_record(path: str | os.PathLike) -> RunRecord:
             f"{path}: metrics.json was written for config hash {found!r} but "
             f"config.yaml hashes to {config.hash!r}; the folder was edited by hand — delete it and rerun"
         )
-    return RunRecord(
-        path=path,
-        config=config,
-        metrics=metrics,
-        history=history_from_csv((path / "history.csv").read_text(encoding="utf-8")),
-        env=_read_json(path / "env.json"),
-    )
+    try:
+        history = history_from_csv((path / "history.csv").read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise CorruptRecord(f"{path / 'history.csv'} cannot be read ({error}); {_RETRAIN}") from None
+    return RunRecord(path=path, config=config, metrics=metrics, history=history,
+                     env=_read_json(path / "env.json"))

@@ -14,6 +14,7 @@ Market-1501 protocol looks) it points to the other people of the query's camera.
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import tempfile
@@ -328,22 +329,38 @@ def benchmark_meta(world: World, counts: dict[str, int]) -> dict:
     }
 
 
+def is_generated_benchmark(folder: Path) -> bool:
+    """Whether ``folder`` holds a benchmark written by this generator (its ``meta.json`` says so)."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("generator") == "mpm.data.synthetic"
+
+
 def generate_benchmark(
     out_dir: str | os.PathLike, config: SynthConfig | None = None, *, force: bool = False
 ) -> Path:
     """Write the benchmark for ``config`` to ``out_dir`` atomically and return its path.
 
     The whole tree is written to a temporary sibling folder and renamed into place, so a reader
-    never sees half a dataset. A non-empty ``out_dir`` is refused unless ``force``.
+    never sees half a dataset. A non-empty ``out_dir`` is refused unless ``force``, and even then
+    unless it is a benchmark this generator wrote (its own ``meta.json``).
     """
     config = config or SynthConfig()
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} is a file, not a folder: choose another --out")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise FileExistsError(
-            f"{out} is not empty: choose an empty or new --out, or pass --force to replace it"
-        )
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise FileExistsError(
+                f"{out} is not empty: choose an empty or new --out, or pass --force to replace it"
+            )
+        if not is_generated_benchmark(out):
+            raise FileExistsError(
+                f"{out} holds data that mpm synth did not write (no meta.json of its own), so --force "
+                f"does not replace it: choose another --out, or empty {out} yourself"
+            )
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:

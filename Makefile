@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test book figures benchmarks clean-book
+.PHONY: test book notebooks figures screenshots benchmarks clean-book
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,15 @@ $(BENCHMARK): | $(STAMP)
 book: $(STAMP) $(BENCHMARK)
 	$(BIN)/jupyter-book build . --config _config.yml --toc book/_toc.yml --warningiserror --keep-going
 
+# Every chapter's notebook rebuilt from its MyST text file and executed in place, so the committed
+# notebooks carry the outputs the committed results produce (run it in every commit that adds runs).
+notebooks: $(STAMP) $(BENCHMARK)
+	for chapter in $(CHAPTERS); do \
+		$(BIN)/jupytext --quiet --sync book/$$chapter.md && \
+		$(BIN)/jupyter nbconvert --to notebook --execute --inplace --NotebookClient.record_timing=False \
+			--ExecutePreprocessor.timeout=-1 book/$$chapter.ipynb || exit 1; \
+	done
+
 # Every chapter executed top to bottom (in a temporary copy) with MPM_FIGURES set, so each figure
 # it draws lands in results/figures/<chapter>/<name>.png with its data as <name>.csv; a chapter's
 # old figures are removed first. CHAPTERS=name narrows it, e.g. `make figures CHAPTERS=mask_pooling`.
@@ -39,6 +48,12 @@ figures: $(STAMP) $(BENCHMARK)
 
 benchmarks: $(STAMP)
 	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done
+
+# Every page of the built book opened in headless Chromium (installed from Debian when missing): a
+# page whose tables or figures did not render fails; a screenshot per page in _build/screenshots/.
+screenshots: book
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	$(BIN)/python .ci/screenshots.py _build/html _build/screenshots
 
 clean-book:
 	rm -rf _build

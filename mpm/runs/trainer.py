@@ -242,7 +242,7 @@ class Trainer:
     def _loader(self, batches: list[list[int]], stage_number: int, epoch: int) -> DataLoader:
         generator = torch.Generator().manual_seed(
             derive_seed(self.config.seed, stage_number, epoch, self.runtime.rank))
-        return DataLoader(self.train_set, batch_sampler=batches, num_workers=self.config.num_workers,
+        return DataLoader(self.train_set, batch_sampler=batches, num_workers=0 if self.config.num_workers == "auto" else self.config.num_workers,
                           worker_init_fn=seed_worker, generator=generator,
                           pin_memory=self.runtime.device.type == "cuda")
 

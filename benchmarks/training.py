@@ -14,7 +14,12 @@ pooling, batch 64) timed in two fresh processes, one with the CPU's own kernels 
 ``MPM_PORTABLE_NUMERICS=1`` (oneDNN, MKL and ATen pinned to AVX2), interleaved, with the loss
 after a few steps from each to show whether the bits differ.
 
-    .venv/bin/python benchmarks/training.py [--train-images 1961] [--repeats 5]
+Last, the loader's share of a real `cpu`-profile stage-1 epoch on the synthetic benchmark: the
+trainer runs one epoch with the per-image loader (every file decoded every epoch) and one with
+the decoded store, and the seconds the epoch waited for its next batch are added up (target:
+at most 5 % of the epoch).
+
+    .venv/bin/python benchmarks/training.py [--train-images 1961] [--repeats 5] [--loader-share-only]
 """
 
 from __future__ import annotations
@@ -26,19 +31,26 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 import torchvision
 
 from mpm.config import MASK_MODES, SELECTORS, profile
+from mpm.data import load_dataset
 from mpm.losses import part_id_loss
 from mpm.mining import MASK_SIZE, downsample_masks
 from mpm.model import build_model
 from mpm.runs.batches import BATCH_HARD_K, hardest_triplets, select_triplets
 from mpm.runs.objective import batch_losses
+from mpm.runs.runtime import Runtime
+from mpm.runs.trainer import Trainer
+
+LOADER_SHARE_TARGET = 0.05
 
 
 def person_masks(count: int, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
@@ -120,6 +132,52 @@ def portable_numerics_cost(repeats: int, rounds: int = 3) -> None:
           f"({'the same bits' if same else 'other bits'})")
 
 
+def timed(batches: Iterable[Any], waits: list[float]) -> Iterator[Any]:
+    """``batches`` as they come, appending to ``waits`` the seconds each one took to arrive."""
+    iterator = iter(batches)
+    while True:
+        started = time.perf_counter()
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        waits.append(time.perf_counter() - started)
+        yield batch
+
+
+class TimedTrainer(Trainer):
+    """The trainer, recording in ``waits`` how long each step waited for its batch."""
+
+    waits: list[float]
+
+    def _loader(self, batches: list[list[int]], stage_number: int, epoch: int) -> Iterator[Any]:
+        self.waits = []
+        return timed(super()._loader(batches, stage_number, epoch), self.waits)
+
+
+def loader_share(root: str | None) -> None:
+    """The loader's share of one `cpu`-profile stage-1 epoch, per-image files vs the decoded store."""
+    config = profile("cpu").replace(stage1={"epochs": 1, "decay_epoch": None}, stage2={"epochs": 0},
+                                    stage3={"epochs": 0})
+    splits = load_dataset(config.dataset, root or config.root)
+    print(f"loader share of a cpu-profile stage-1 epoch ({len(splits.train)} images, num_workers "
+          f"{config.num_workers!r}, torch threads {torch.get_num_threads()}, load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    print(f"{'loader':<22}{'epoch s':>9}{'img/s':>8}{'loader s':>10}{'share':>8}{'decode once s':>15}")
+    for name, decoded in (("per-image files", False), ("decoded store", True)):
+        with tempfile.TemporaryDirectory() as folder:
+            started = time.perf_counter()
+            trainer = TimedTrainer(config, splits, folder, Runtime(torch.device("cpu")), decoded_store=decoded)
+            setup = time.perf_counter() - started
+            [row] = trainer.fit().history
+        waited = sum(trainer.waits)
+        share = waited / row["seconds"]
+        decode = f"{setup:.1f}" if decoded else "-"
+        print(f"{name:<22}{row['seconds']:>9.1f}{row['images_per_second']:>8.1f}{waited:>10.2f}"
+              f"{100 * share:>7.1f}%{decode:>15}   (target <= {100 * LOADER_SHARE_TARGET:.0f} %: "
+              f"{'met' if share <= LOADER_SHARE_TARGET else 'not met'})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train-images", type=int, default=1961, help="training set size (default synthetic)")
@@ -127,9 +185,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--numerics-only", action="store_true", help="only the portable-numerics cost")
     parser.add_argument("--numerics-probe", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--loader-share-only", action="store_true", help="only the loader's share of an epoch")
+    parser.add_argument("--root", help="the synthetic benchmark for the loader share (default: the profile's)")
     args = parser.parse_args()
     if args.numerics_probe:
         print(json.dumps(numerics_probe(args.repeats)))
+        return
+    if args.loader_share_only:
+        loader_share(args.root)
         return
     if args.numerics_only:
         portable_numerics_cost(args.repeats)
@@ -216,6 +279,7 @@ def main() -> None:
         label = f"stage 3 epoch, {selector} (mining {mining:.1f} s)"
         print(f"{label:<44}{rate:>12.1f}{plain_epoch_rate:>13.1f}{rate / plain_epoch_rate:>8.2f}")
     portable_numerics_cost(args.repeats)
+    loader_share(args.root)
 
 
 if __name__ == "__main__":

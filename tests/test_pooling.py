@@ -5,7 +5,9 @@ import itertools
 import pytest
 import torch
 
-from mpm.pooling import MaskPool2d, mask_pool
+import torch.nn.functional as F
+
+from mpm.pooling import MaskPool2d, in_image_counts, mask_pool
 
 
 def as_mask(rows: list[list[int]]) -> torch.Tensor:
@@ -112,3 +114,36 @@ def test_mask_without_channel_axis_is_refused():
 def test_no_gradient_flows_through_mask_pooling():
     mask = torch.ones(1, 1, 8, 8, requires_grad=True)
     assert not mask_pool(mask, 3, 2, 1, 0.5).requires_grad
+
+
+WINDOWS = [(7, 2, 3), (3, 2, 1), (2, 2, 0), (3, 1, 1), (1, 1, 0), ((3, 5), (2, 1), (1, 2))]
+
+
+def two_pass_mask_pool(mask: torch.Tensor, kernel, stride, padding, threshold: float) -> torch.Tensor:
+    """Mask pooling with both window counts from a sum pool: person pixels, and in-image pixels of
+    an all-ones map."""
+    person = (mask > 0.5).float()
+    window = dict(kernel_size=kernel, stride=stride, padding=padding, divisor_override=1)
+    in_image = F.avg_pool2d(torch.ones_like(person[:1]), **window)
+    return (F.avg_pool2d(person, **window) > threshold * in_image + 1e-6).float()
+
+
+def _fits(size: tuple[int, int], kernel, padding) -> bool:
+    kernel = kernel if isinstance(kernel, tuple) else (kernel, kernel)
+    padding = padding if isinstance(padding, tuple) else (padding, padding)
+    return all(s + 2 * p >= k for s, k, p in zip(size, kernel, padding))
+
+
+@pytest.mark.parametrize("size, kernel, stride, padding", [
+    (size, *window) for size in [(1, 1), (5, 3), (7, 7), (13, 9), (97, 33), (384, 128)] for window in WINDOWS
+    if _fits(size, window[0], window[2])
+])
+def test_the_single_pass_equals_two_sum_pools(size, kernel, stride, padding):
+    ones = torch.ones(1, 1, *size)
+    in_image = F.avg_pool2d(ones, kernel, stride, padding, divisor_override=1)
+    assert torch.equal(in_image_counts(size, kernel, stride, padding), in_image)
+    generator = torch.Generator().manual_seed(sum(size))
+    mask = (torch.rand(3, 1, *size, generator=generator) > 0.5).float()
+    for threshold in (0.0, 0.25, 1 / 3, 0.4, 0.5, 0.7, 1.0):
+        assert torch.equal(mask_pool(mask, kernel, stride, padding, threshold),
+                           two_pass_mask_pool(mask, kernel, stride, padding, threshold)), threshold

@@ -23,13 +23,15 @@ from depends on the selector:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
 
 from mpm.data import PKSampler, ReIDDataset
+from mpm.data.device_augment import plain_batch
+from mpm.data.image_store import DecodedStore, StoredDataset
 from mpm.mining import (
     TripletSelection,
     batch_hard_triplets,
@@ -38,7 +40,7 @@ from mpm.mining import (
     random_triplets,
 )
 from mpm.model import MPMNet, MPMOutput
-from mpm.runs.runtime import Runtime, derive_seed, rank_slice
+from mpm.runs.runtime import CUDA_FEATURE_BATCH, Runtime, derive_seed, loader_settings, rank_slice
 
 BATCH_HARD_K = 4
 """K, the images per identity of a Batch-Hard step (Hermans et al. 2017 train with K = 4)."""
@@ -124,33 +126,56 @@ def hardest_triplets(output: MPMOutput, pids: torch.Tensor) -> tuple[MPMOutput, 
 
 
 def to_device(batch: dict[str, Any], runtime: Runtime, channels_last: bool) -> tuple[torch.Tensor, ...]:
+    """(images, masks, pids) of a loader batch on the runtime's device; copies from pinned memory
+    do not block, and batches assembled on the device stay where they are."""
     images = batch["image"].to(runtime.device, non_blocking=True)
     if channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     masks = batch["mask"].to(runtime.device, non_blocking=True)
-    pids = torch.as_tensor(batch["pid"]).to(runtime.device)
+    pids = torch.as_tensor(batch["pid"]).to(runtime.device, non_blocking=True)
     return images, masks, pids
+
+
+def feature_batches(source: ReIDDataset | StoredDataset | DecodedStore, indices: Sequence[int],
+                    batch_size: int, runtime: Runtime, num_workers: int | str = "auto"
+                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(images, masks) of ``source[indices]`` on the runtime's device, ``batch_size`` at a time (on
+    CUDA at least `CUDA_FEATURE_BATCH`): a dataset item by item through its (test) transforms by a
+    loader with ``num_workers`` (`loader_settings`), a decoded store batch by batch
+    (`mpm.data.device_augment.plain_batch`)."""
+    if runtime.device.type == "cuda":
+        batch_size = max(batch_size, CUDA_FEATURE_BATCH)
+    chunks = torch.as_tensor(indices, dtype=torch.long).split(batch_size)
+    if isinstance(source, DecodedStore):
+        for chunk in chunks:
+            yield plain_batch(source, chunk, runtime.device)
+        return
+    loader = DataLoader(source, batch_sampler=[chunk.tolist() for chunk in chunks], generator=torch.Generator(),
+                        **loader_settings(num_workers, runtime.device))
+    for batch in loader:
+        yield (batch["image"].to(runtime.device, non_blocking=True),
+               batch["mask"].to(runtime.device, non_blocking=True))
+
 
 @torch.no_grad()
 def training_features(
-    model: MPMNet, dataset: ReIDDataset, indices: Sequence[int], batch_size: int, runtime: Runtime,
-    *, mask_size: tuple[int, int] | None = None, amp: bool = False,
+    model: MPMNet, source: ReIDDataset | StoredDataset | DecodedStore, indices: Sequence[int], batch_size: int,
+    runtime: Runtime, *, mask_size: tuple[int, int] | None = None, amp: bool = False,
+    num_workers: int | str = "auto",
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Retrieval features (H concatenated, k·256) of ``dataset[indices]`` in eval mode, on CPU.
+    """Retrieval features (H concatenated, k·256) of ``source[indices]`` in eval mode, on CPU
+    (``source`` read by `feature_batches` with ``num_workers``; under float16 autocast with ``amp``).
 
     With ``mask_size`` also the items' masks brought to that size (bool), for Mask-guided TriHard.
     """
     was_training = model.training
     model.eval()
-    loader = DataLoader(dataset, batch_sampler=[list(b) for b in torch.as_tensor(indices).split(batch_size)],
-                        num_workers=0, generator=torch.Generator())
     features, masks = [], []
-    for batch in loader:
-        images = batch["image"].to(runtime.device)
+    for images, batch_masks in feature_batches(source, indices, batch_size, runtime, num_workers):
         with torch.autocast(runtime.device.type, dtype=torch.float16, enabled=amp):
-            features.append(model.embed(images, batch["mask"].to(runtime.device)).float().cpu())
+            features.append(model.embed(images, batch_masks).float().cpu())
         if mask_size is not None:
-            masks.append(downsample_masks(batch["mask"], mask_size))
+            masks.append(downsample_masks(batch_masks, mask_size).cpu())
     model.train(was_training)
     return torch.cat(features), (torch.cat(masks) if mask_size is not None else None)
 

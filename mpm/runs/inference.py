@@ -22,6 +22,7 @@ from mpm.model import MPMNet, build_model
 from mpm.runs.activations import activation_record, sample_indices
 from mpm.runs.checkpoints import FINAL_NAME, CorruptCheckpoint, latest_intact_checkpoint, load_checkpoint
 from mpm.runs.paths import checkpoint_dir, default_results_root
+from mpm.runs.runtime import CUDA_FEATURE_BATCH, loader_settings
 from mpm.runs.store import queries_to_csv, read_record
 
 EVAL_BATCH_SIZE = 128
@@ -31,13 +32,24 @@ CUHK03_SINGLE_SHOT_REPEATS = 10
 
 def split_features(model: MPMNet, config: ExperimentConfig, splits: DatasetSplits, split: str,
                    device: torch.device) -> FeatureSet:
-    """Retrieval features (H concatenated) of ``splits.<split>`` ("query", "gallery", "gt_bbox")."""
+    """Retrieval features (H concatenated) of ``splits.<split>`` ("query", "gallery", "gt_bbox").
+
+    On CUDA in batches of `CUDA_FEATURE_BATCH`, under float16 autocast when the config asks for
+    ``amp``, read by the config's loader workers into pinned memory; on CPU as always (batches of
+    `EVAL_BATCH_SIZE`, float32).
+    """
     dataset = ReIDDataset(getattr(splits, split), splits.root,
                           build_transforms(config.height, config.width, train=False),
                           use_masks=config.mask_mode != "none")
-    loader = DataLoader(dataset, batch_size=EVAL_BATCH_SIZE, shuffle=False, num_workers=0,
-                        generator=torch.Generator())
-    return extract_features(model.embed, loader, device=device)
+    on_cuda = device.type == "cuda"
+    loader = DataLoader(dataset, batch_size=CUDA_FEATURE_BATCH if on_cuda else EVAL_BATCH_SIZE, shuffle=False,
+                        generator=torch.Generator(), **loader_settings(config.num_workers, device))
+
+    def embed(images: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
+        with torch.autocast(device.type, dtype=torch.float16, enabled=config.amp and on_cuda):
+            return model.embed(images, masks)
+
+    return extract_features(embed, loader, device=device)
 
 
 @dataclass(frozen=True)

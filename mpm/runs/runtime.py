@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import random
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -56,6 +57,39 @@ def start_runtime(config: ExperimentConfig) -> Runtime:
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return Runtime(device=device, rank=rank, world_size=world_size)
+
+MAX_AUTO_WORKERS = 8
+"""The most DataLoader processes ``num_workers: auto`` starts on CUDA."""
+
+CUDA_FEATURE_BATCH = 512
+"""Images per forward pass when features of a whole set are extracted on CUDA (evaluation, mining)."""
+
+
+def auto_workers(num_workers: int | str, device: torch.device) -> int:
+    """The DataLoader processes for a config's ``num_workers``: an integer as given; "auto" is 0 on
+    CPU and min(8, cores − 1) on CUDA, the cores shared among the node's ``torchrun`` processes."""
+    if num_workers != "auto":
+        return int(num_workers)
+    if device.type != "cuda":
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores //= max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(0, min(MAX_AUTO_WORKERS, cores - 1))
+
+
+def loader_settings(num_workers: int | str, device: torch.device) -> dict[str, Any]:
+    """DataLoader keyword arguments for ``device``: the processes of `auto_workers`, each keeping
+    four batches ready, and pinned memory on CUDA (so that copies to the device do not block).
+
+    Workers are not kept alive between loaders: every loader is iterated once, and an epoch's
+    random augmentation is seeded afresh from (seed, stage, epoch, rank) by a new loader.
+    """
+    workers = auto_workers(num_workers, device)
+    settings: dict[str, Any] = {"num_workers": workers, "pin_memory": device.type == "cuda"}
+    if workers > 0:
+        settings["prefetch_factor"] = 4
+    return settings
+
 
 def stop_runtime() -> None:
     """Leave the process group if this process joined one."""

@@ -28,6 +28,16 @@ CPU, NCCL on CUDA), training-set features for offline mining are gathered from a
 rank 0 evaluates and writes. BatchNorm statistics stay per process (SyncBatchNorm needs CUDA).
 On CUDA, mixed precision (float16 autocast with a gradient scaler) and channels-last memory are
 used when the config asks for them; on CPU neither is.
+
+Data: the training set is decoded once into a `mpm.data.image_store.DecodedStore` (images and
+masks resized to the input size, uint8). On CPU the epochs read it through the per-image
+transforms (`StoredDataset`): the same tensors and the same draws from torch's generator, in
+DataLoader order, as decoding every file every epoch, so the run's record is the same digit for
+digit. On CUDA the store sits on the GPU when it fits (else in pinned host memory) and every
+batch is flipped, padded and cropped there in one gather (`mpm.data.device_augment`), its
+parameters drawn from a generator seeded by (seed, stage, epoch, rank); the mining pass reads
+the store in large batches under autocast. ``decoded_store=False`` keeps the per-image loader
+(files decoded every epoch by ``num_workers`` processes, `mpm.runs.runtime.loader_settings`).
 """
 
 from __future__ import annotations
@@ -48,6 +58,8 @@ from tqdm import tqdm
 
 from mpm.config import ExperimentConfig, StageConfig
 from mpm.data import DatasetSplits, ReIDDataset, build_transforms
+from mpm.data.device_augment import DeviceBatches
+from mpm.data.image_store import DecodedStore, StoredDataset, decode_store
 from mpm.mining import MASK_SIZE, TripletSelection
 from mpm.model import MPMNet, build_model
 from mpm.runs import checkpoints
@@ -65,9 +77,11 @@ from mpm.runs.objective import batch_losses
 from mpm.runs.optimization import build_optimizer, set_learning_rates, set_train_mode
 from mpm.runs.runtime import (
     Runtime,
+    auto_workers,
     barrier,
     derive_seed,
     gather_rows,
+    loader_settings,
     rank_slice,
     seed_everything,
     seed_worker,
@@ -103,11 +117,14 @@ class TrainingOutcome:
 
 
 class Trainer:
-    """Runs the three stages of ``config`` on ``splits``, checkpointing into ``checkpoint_dir``."""
+    """Runs the three stages of ``config`` on ``splits``, checkpointing into ``checkpoint_dir``;
+    ``decoded_store`` chooses the decoded store (default) or the per-image loader (see the module
+    docstring)."""
 
     def __init__(
         self, config: ExperimentConfig, splits: DatasetSplits, checkpoint_dir: str | os.PathLike,
         runtime: Runtime, *, on_step: StepHook | None = None, progress: bool = False,
+        decoded_store: bool = True,
     ) -> None:
         self.config = config
         self.runtime = runtime
@@ -124,7 +141,17 @@ class Trainer:
                                      use_masks=use_masks, relabel=True)
         self.plain_train_set = ReIDDataset(splits.train, splits.root, build_transforms(*size, train=False),
                                            use_masks=use_masks, relabel=True)
+        self.store: DecodedStore | None = None
+        if decoded_store:
+            store = decode_store(self.plain_train_set, *size,
+                                 num_workers=auto_workers(config.num_workers, runtime.device))
+            if on_cuda:
+                self.store = store.placed_for(runtime.device)
+            else:
+                self.train_set = StoredDataset(self.train_set, store)
+                self.plain_train_set = StoredDataset(self.plain_train_set, store)
         self.pids = torch.as_tensor(self.train_set.pids)
+        self.device_pids = self.pids.to(runtime.device)
         self.camids = torch.as_tensor([record.camid for record in splits.train])
         self.num_classes = self.train_set.num_classes
         if runtime.device.type == "cpu":
@@ -229,8 +256,9 @@ class Trainer:
         shard = list(range(self.runtime.rank, count, self.runtime.world_size))
         needs_masks = self.config.selector == "mask-trihard" and self.mining_masks is None
         features, masks = training_features(
-            self.model, self.plain_train_set, shard, self.config.stage3.batch_size * 3, self.runtime,
-            mask_size=MASK_SIZE if needs_masks else None, amp=self.amp,
+            self.model, self.store if self.store is not None else self.plain_train_set, shard,
+            self.config.stage3.batch_size * 3, self.runtime, mask_size=MASK_SIZE if needs_masks else None,
+            amp=self.amp, num_workers=self.config.num_workers,
         )
         features = gather_rows(features, self.runtime, count)
         if needs_masks:
@@ -239,12 +267,16 @@ class Trainer:
         return select_triplets(self.config.selector, features, self.pids, self.camids,
                                self.mining_masks, generator)
 
-    def _loader(self, batches: list[list[int]], stage_number: int, epoch: int) -> DataLoader:
+    def _loader(self, batches: list[list[int]], stage_number: int, epoch: int) -> DataLoader | DeviceBatches:
+        """The epoch's batches: assembled on the device from the store, or by a per-image loader whose
+        workers (if any) are seeded from the same (seed, stage, epoch, rank)."""
         generator = torch.Generator().manual_seed(
             derive_seed(self.config.seed, stage_number, epoch, self.runtime.rank))
-        return DataLoader(self.train_set, batch_sampler=batches, num_workers=0 if self.config.num_workers == "auto" else self.config.num_workers,
-                          worker_init_fn=seed_worker, generator=generator,
-                          pin_memory=self.runtime.device.type == "cuda")
+        if self.store is not None:
+            return DeviceBatches(self.store, self.device_pids, batches, flip_prob=self.config.flip_prob,
+                                 pad=self.config.pad, generator=generator, device=self.runtime.device)
+        return DataLoader(self.train_set, batch_sampler=batches, worker_init_fn=seed_worker, generator=generator,
+                          **loader_settings(self.config.num_workers, self.runtime.device))
 
     def _loss(self, network: nn.Module, images: torch.Tensor, masks: torch.Tensor, pids: torch.Tensor,
               stage_number: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -23,18 +23,11 @@ from mpm.runs.batches import (
 from mpm.runs.runtime import Runtime
 from tiny_benchmark import write_tiny_benchmark
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 CPU = Runtime(torch.device("cpu"))
 TINY_PIDS = [i // 9 for i in range(72)]  # the tiny benchmark's training set: 8 identities × 9 images
 CPU_PROFILE_PIDS = [i % 150 for i in range(1961)]  # the default benchmark: 1,961 images, 150 identities
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: fast on a shared 2-core machine and the same numerics every time."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 # --- the selection inside a step ------------------------------------------------------------

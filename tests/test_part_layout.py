@@ -1,11 +1,13 @@
 """Part layout: cells of T per part count, their image footprints and person share."""
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
 
+from mpm.analysis.parts import cell_boxes, cell_person_share, feature_map_size, part_cells, part_count_claims
 from mpm.model import PART_GRIDS
-from mpm.analysis.parts import cell_boxes, cell_person_share, feature_map_size, part_cells
 
 
 def test_feature_map_keeps_last_stride_one():
@@ -57,3 +59,17 @@ def test_person_share_per_part():
     table = cell_person_share(masks, 3, (3, 1))
     assert table["person (%)"].round(4).tolist() == [25.0, 25.0, 50.0]
     assert table[["row", "column"]].values.tolist() == [[0, 0], [1, 0], [2, 0]]
+
+
+def test_six_parts_is_best_only_when_it_beats_every_other_count():
+    values = {("3 parts", 0): 40.0, ("3 parts", 1): 42.0, ("6 parts", 0): 50.0, ("6 parts", 1): 53.0,
+              ("12 parts", 0): 49.0, ("12 parts", 1): 55.0}
+    table = pd.DataFrame([{"setting": s, "seed": seed, "stored": True, "SQ mAP": v}
+                          for (s, seed), v in values.items()]
+                         + [{"setting": "18 parts", "seed": 0, "stored": False, "SQ mAP": np.nan}])
+    claims = part_count_claims(table, {key: np.full(4, v) for key, v in values.items()}).set_index("claim")
+    assert claims.loc["6 parts > 3 parts", ["ours", "difference", "verdict"]].tolist() == [
+        "6 parts 51.5 vs 3 parts 41.0", "+10.5 ± 0.7", "agree"]
+    assert claims.loc["6 parts > 12 parts", "verdict"] == "undecided"  # -1 ± 2.8
+    assert claims.loc["6 parts > 18 parts", "verdict"] == "untested"
+    assert claims.loc["6 parts is best", ["verdict", "seeds"]].tolist() == ["untested", 0]

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
@@ -38,31 +37,14 @@ from mpm.runs.store import (
     record_status,
     write_record,
 )
-from tiny_benchmark import write_tiny_benchmark
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 PROJECT = Path(__file__).resolve().parents[1]
 MODES = ("SQ", "MQ", "SQ+RR", "MQ+RR")
 QUERIES = "query,sample,pid,camid,SQ top\n0,0,7,1,4 2\n"
 HISTORY = [{"stage": 1, "epoch": 1, "loss": 2.5, "seconds": 1.0}]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: fast on a shared 2-core machine and the same numerics every time."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def benchmark(tmp_path_factory) -> Path:
-    return write_tiny_benchmark(tmp_path_factory.mktemp("tiny"))
-
-
-@pytest.fixture(scope="module")
-def smoke(benchmark) -> ExperimentConfig:
-    return profile("smoke").replace(root=str(benchmark))
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,8 @@
 
 from io import BytesIO
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -15,7 +17,10 @@ from mpm.analysis.selection import (
     mask_intersections,
     pair_distances,
     read_masks,
+    selection_claims,
     selection_summary,
+    shared_stages,
+    stage_losses,
 )
 
 # Four images on a line: features 0, 3, 4, 10 (1-D); masks of 2×2 pixels.
@@ -99,3 +104,50 @@ def test_read_masks_reads_the_masks_folder(tmp_path):
     masks = read_masks([record], tmp_path)
     assert masks.shape == (1, 3, 2) and masks.dtype == torch.bool
     assert masks.sum().item() == 1 and masks[0, 2, 1].item()
+
+
+def epoch(stage: int, number: int, loss: float, triplet: float | None = None, seconds: float = 1.0) -> dict:
+    return {"stage": stage, "epoch": number, "loss": loss, "id_loss": loss, "triplet_loss": triplet,
+            "seconds": seconds, "images_per_second": 100 / seconds}
+
+
+HISTORIES = {
+    ("(4)", 0): [epoch(1, 1, 2.5), epoch(2, 1, 2.25), epoch(3, 1, 2.0, 0.0)],
+    ("random", 0): [epoch(1, 1, 2.5, seconds=3.0), epoch(2, 1, 2.25), epoch(3, 1, 2.0, 0.003),
+                    epoch(3, 2, 1.5, 0.002)],
+    ("mask-trihard", 0): [epoch(1, 1, 2.5), epoch(2, 1, 2.25), epoch(3, 1, 2.5, 0.125)],
+    ("random", 1): [epoch(1, 1, 2.5), epoch(2, 1, 2.25)],
+    ("mask-trihard", 1): [epoch(1, 1, 2.5), epoch(2, 1, 2.5)],
+    ("mask-trihard", 2): [epoch(1, 1, 2.5)],
+}
+
+
+def test_stage_losses_are_the_stage_3_rows():
+    losses = stage_losses(HISTORIES)
+    assert losses[["setting", "seed", "epoch", "triplet_loss"]].values.tolist() == [
+        ["(4)", 0, 1, 0.0], ["random", 0, 1, 0.003], ["random", 0, 2, 0.002], ["mask-trihard", 0, 1, 0.125]]
+    assert stage_losses({}).columns.tolist() == ["setting", "seed", "epoch", "triplet_loss", "id_loss"]
+
+
+def test_shared_stages_compare_every_logged_value_but_the_timings():
+    shared = shared_stages(HISTORIES).set_index("seed")
+    assert shared.index.tolist() == [0, 1]  # seed 2 has a single run
+    assert shared.loc[0, "runs"] == "(4), random, mask-trihard"
+    assert shared.loc[0, "epochs"] == 2 and bool(shared.loc[0, "identical"])
+    assert not shared.loc[1, "identical"]
+    assert shared.loc[1, "differing columns"] == "id_loss, loss"
+
+
+def test_selection_claims_follow_fig_9():
+    values = {("mask-trihard", 0): 60.0, ("mask-trihard", 1): 62.0, ("batch-hard", 0): 50.0,
+              ("batch-hard", 1): 51.0, ("random", 0): 55.0, ("random", 1): 56.0}
+    table = pd.DataFrame([{"setting": s, "seed": seed, "stored": True, "SQ mAP": v}
+                          for (s, seed), v in values.items()])
+    claims = selection_claims(table, {key: np.full(3, v) for key, v in values.items()}).set_index("claim")
+    assert claims.loc["mask-trihard > batch-hard", "verdict"] == "agree"
+    assert claims.loc["batch-hard > random", "verdict"] == "contradict"
+    whole = claims.loc["Mask-guided TriHard beats Batch-Hard beats random"]
+    assert whole["verdict"] == "contradict"
+    assert whole["why"] == "mask-trihard > batch-hard: agree; batch-hard > random: contradict"
+    alone = selection_claims(table[table["setting"] != "batch-hard"], {}).set_index("claim")
+    assert alone["verdict"].tolist() == ["untested"] * 3

@@ -2,12 +2,21 @@
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from mpm.analysis.thresholds import READINGS, best_threshold, group_means, sweep_table, threshold_group
+from mpm.analysis.thresholds import (
+    READING_LABELS,
+    best_threshold,
+    group_means,
+    stored_thresholds,
+    sweep_table,
+    threshold_claims,
+    threshold_group,
+)
 
-TEXT, GATED = READINGS[False], READINGS[True]
+TEXT, GATED = READING_LABELS[False], READING_LABELS[True]
 
 
 def stored_row(setting: str, seed: int, sq: float, mq: float, sq_rr: float, mq_rr: float) -> dict:
@@ -18,14 +27,15 @@ def stored_row(setting: str, seed: int, sq: float, mq: float, sq_rr: float, mq_r
     return row
 
 
-def test_sweep_reads_threshold_and_reading_from_the_study_and_averages_the_four_modes():
+def test_sweep_reads_threshold_and_reading_from_the_labels_and_averages_the_four_modes():
     table = pd.DataFrame([stored_row("t=0.4", 0, 10, 20, 30, 40),
-                          stored_row("t=0.6 + gate", 0, 50, 50, 60, 60)])
+                          stored_row("t=0.6 + gate", 0, 50, 50, 60, 60),
+                          stored_row("t=0.45 + gate", 0, 1, 1, 1, 1)])
     sweep = sweep_table(table)
-    assert sweep["threshold"].tolist() == [0.4, 0.6]
-    assert sweep["reading"].tolist() == [TEXT, GATED]
-    assert sweep["4-mode mAP"].tolist() == [25.0, 55.0]
-    assert sweep["4-mode R1"].tolist() == [25.0, 55.0]
+    assert sweep["threshold"].tolist() == [0.4, 0.6, 0.45]
+    assert sweep["reading"].tolist() == [TEXT, GATED, GATED]
+    assert sweep["4-mode mAP"].tolist() == [25.0, 55.0, 1.0]
+    assert sweep["4-mode R1"].tolist() == [25.0, 55.0, 1.0]
 
 
 def test_sweep_of_missing_runs_has_nan_scores_and_no_stored_groups():
@@ -60,6 +70,7 @@ def test_group_means_average_seed_means_with_one_weight_per_threshold():
         stored_row("t=0.0", 0, 5, 5, 5, 5),
         stored_row("t=0.0 + gate", 0, 7, 7, 7, 7),
         {"setting": "t=0.2", "seed": 0, "stored": False, "run": "missing"},
+        stored_row("t=0.35", 0, 99, 99, 99, 99),  # in the gap between two groups: left out
     ])
     means = group_means(sweep_table(table))
     assert means.loc[(TEXT, "0.4-0.7"), "SQ mAP"] == 30.0  # (15 + 45) / 2, not (10 + 20 + 45) / 3
@@ -70,13 +81,47 @@ def test_group_means_average_seed_means_with_one_weight_per_threshold():
     assert len(means) == 3
 
 
-def test_best_threshold_per_reading_by_seed_mean():
+def test_best_threshold_per_reading_by_seed_mean_once_three_thresholds_are_stored():
     table = pd.DataFrame([
+        stored_row("t=0.0", 0, 30, 30, 30, 30),
         stored_row("t=0.2", 0, 40, 40, 40, 40),
         stored_row("t=0.4", 0, 50, 50, 50, 50),
         stored_row("t=0.4", 1, 20, 20, 20, 20),  # seed mean 35 < 40
         stored_row("t=0.8 + gate", 0, 12, 12, 12, 12),
+        stored_row("t=1.0 + gate", 0, 2, 2, 2, 2),
     ])
-    best = best_threshold(sweep_table(table))
+    sweep = sweep_table(table)
+    assert stored_thresholds(sweep) == {TEXT: [0.0, 0.2, 0.4], GATED: [0.8, 1.0]}
+    best = best_threshold(sweep)
+    assert best.index.tolist() == [TEXT]  # the gated reading has two thresholds only
     assert best.loc[TEXT, "threshold"] == 0.2 and best.loc[TEXT, "4-mode mAP"] == 40.0
-    assert best.loc[GATED, "threshold"] == 0.8 and best.loc[GATED, "seeds"] == 1
+    assert best.loc[TEXT, "seeds"] == 1
+    assert best_threshold(sweep, min_thresholds=2).loc[GATED, "threshold"] == 0.8
+
+
+def claims_of(values: dict[tuple[str, int], float]):
+    table = pd.DataFrame([stored_row(setting, seed, *[value] * 4) for (setting, seed), value in values.items()])
+    sweep = sweep_table(table)
+    scores = {key: np.full(5, value) for key, value in values.items()}
+    return threshold_claims(sweep, scores).set_index("claim")
+
+
+def test_the_band_claim_compares_the_best_threshold_inside_with_the_best_outside():
+    claims = claims_of({("t=0.0", 0): 30.0, ("t=0.0", 1): 32.0, ("t=0.4", 0): 50.0, ("t=0.4", 1): 51.0,
+                        ("t=0.6", 0): 45.0, ("t=0.6", 1): 44.0, ("t=1.0", 0): 35.0, ("t=1.0", 1): 36.0})
+    row = claims.loc["text: best threshold in 0.4-0.7"]
+    assert row["ours"] == "t=0.4 50.5 vs t=1.0 35.5"
+    assert row["difference"] == "+15.0 ± 0.0" and row["seeds"] == 2
+    assert row["verdict"] == "agree"
+    outside = claims_of({("t=0.0", 0): 60.0, ("t=0.0", 1): 62.0, ("t=0.4", 0): 50.0, ("t=0.4", 1): 51.0,
+                         ("t=0.2", 0): 45.0, ("t=0.2", 1): 46.0})
+    assert outside.loc["text: best threshold in 0.4-0.7", "verdict"] == "contradict"
+
+
+def test_the_band_claim_is_untested_below_three_thresholds_or_with_one_side_empty():
+    claims = claims_of({("t=0.4 + gate", 0): 50.0, ("t=1.0 + gate", 0): 2.0,
+                        ("t=0.4", 0): 50.0, ("t=0.5", 0): 52.0, ("t=0.6", 0): 51.0})
+    assert claims.loc["gated: best threshold in 0.4-0.7", "why"] == (
+        "2 threshold(s) stored, a best threshold needs 3")
+    assert claims.loc["text: best threshold in 0.4-0.7", "why"] == "no threshold stored outside 0.4-0.7"
+    assert set(claims["verdict"]) == {"untested"}

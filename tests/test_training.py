@@ -18,28 +18,11 @@ from mpm.cli import main as mpm_main
 from mpm.config import profile
 from mpm.data import load_dataset
 from mpm.runs.store import RECORD_FILES, read_record
-from tiny_benchmark import write_tiny_benchmark
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 PROJECT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: fast on a shared 2-core machine and the same numerics every time."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def benchmark(tmp_path_factory) -> Path:
-    return write_tiny_benchmark(tmp_path_factory.mktemp("tiny"))
-
-
-@pytest.fixture(scope="module")
-def smoke(benchmark):
-    return profile("smoke").replace(root=str(benchmark))
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,8 @@ import math
 import pandas as pd
 import torch
 
+from mpm.analysis.paper import BEST_PART_COUNT
+from mpm.analysis.statistics import QueryScores, claim_row, combined_row, compare
 from mpm.model import PART_GRIDS, MPMNet
 
 Cell = tuple[int, int, int, int]
@@ -68,3 +70,15 @@ def cell_person_share(masks: torch.Tensor, parts: int, feature_size: tuple[int, 
                      "T rows": f"{cell[0]}-{cell[1] - 1}", "T columns": f"{cell[2]}-{cell[3] - 1}",
                      "person (%)": 100 * share.item()})
     return pd.DataFrame(rows)
+
+
+def part_count_claims(table: pd.DataFrame, scores: QueryScores, column: str = "SQ mAP",
+                      best: int = BEST_PART_COUNT) -> pd.DataFrame:
+    """The paper's claim "``best`` parts is best": ``best`` parts against every other count of the
+    table (`compare`), then the claim as a whole (`combined_row`)."""
+    paper = f"{best} stripes best on Market-1501, DukeMTMC-reID and CUHK03 (Fig. 6)"
+    chosen = f"{best} parts"
+    rows = [claim_row(f"{chosen} > {other}", paper, compare(table, scores, chosen, other, column),
+                      names=(chosen, other))
+            for other in dict.fromkeys(table["setting"]) if other != chosen]
+    return pd.DataFrame([*rows, combined_row(f"{chosen} is best", paper, rows)])

@@ -11,13 +11,21 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
 from torch import Tensor
 
+from mpm.analysis.statistics import QueryScores, claim_row, combined_row, compare
 from mpm.data import ImageRecord, mask_path, read_mask
 from mpm.mining import TripletSelection
+
+TIMING_COLUMNS = ("seconds", "images_per_second")
+"""History columns that measure the machine, not the training; left out when histories are compared."""
+
+SELECTION_ORDER = ("mask-trihard", "batch-hard", "random")
+"""Fig. 9's ordering, best first: Mask-guided TriHard beats Batch-Hard beats random."""
 
 
 def read_masks(records: Sequence[ImageRecord], root: str | os.PathLike) -> Tensor:
@@ -80,3 +88,46 @@ def choice_changes(first: TripletSelection, second: TripletSelection) -> dict[st
     return {"positive changed (%)": 100 * positive.double().mean().item(),
             "negative changed (%)": 100 * negative.double().mean().item(),
             "either changed (%)": 100 * (positive | negative).double().mean().item()}
+
+
+def stage_losses(histories: Mapping[tuple[str, int], Sequence[Mapping[str, Any]]], stage: int = 3,
+                 columns: Sequence[str] = ("triplet_loss", "id_loss")) -> pd.DataFrame:
+    """One row per (setting, seed, epoch of ``stage``) with the history's ``columns``."""
+    rows = [{"setting": setting, "seed": seed, "epoch": int(epoch["epoch"]),
+             **{column: epoch[column] for column in columns}}
+            for (setting, seed), history in histories.items() for epoch in history
+            if epoch["stage"] == stage]
+    return pd.DataFrame(rows, columns=["setting", "seed", "epoch", *columns])
+
+
+def shared_stages(histories: Mapping[tuple[str, int], Sequence[Mapping[str, Any]]],
+                  stages: Sequence[int] = (1, 2)) -> pd.DataFrame:
+    """Per seed with two runs or more, whether the runs of ``histories`` logged the same epochs of
+    ``stages`` digit for digit (timing columns left out), and the columns where they differ."""
+    rows = []
+    for seed in sorted({seed for _, seed in histories}):
+        runs = {setting: [{k: v for k, v in epoch.items() if k not in TIMING_COLUMNS}
+                          for epoch in history if epoch["stage"] in stages]
+                for (setting, s), history in histories.items() if s == seed}
+        if len(runs) < 2:
+            continue
+        settings = list(runs)
+        reference = runs[settings[0]]
+        differing = {key for setting in settings[1:] for mine, theirs in zip(runs[setting], reference)
+                     for key in mine.keys() | theirs.keys() if mine.get(key) != theirs.get(key)}
+        if any(len(runs[setting]) != len(reference) for setting in settings):
+            differing.add("epochs")
+        rows.append({"seed": seed, "runs": ", ".join(settings), "epochs": len(reference),
+                     "identical": not differing, "differing columns": ", ".join(sorted(differing))})
+    return pd.DataFrame(rows, columns=["seed", "runs", "epochs", "identical", "differing columns"])
+
+
+def selection_claims(table: pd.DataFrame, scores: QueryScores, column: str = "SQ mAP") -> pd.DataFrame:
+    """Fig. 9's claim "Mask-guided TriHard beats Batch-Hard beats random": each neighbouring pair
+    of `SELECTION_ORDER` (`compare`), then the claim as a whole."""
+    paper = "Fig. 9: Mask-guided TriHard > Batch-Hard > random on Market-1501"
+    rows = [claim_row(f"{better} > {worse}", paper, compare(table, scores, better, worse, column),
+                      names=(better, worse))
+            for better, worse in zip(SELECTION_ORDER, SELECTION_ORDER[1:])]
+    claim = "Mask-guided TriHard beats Batch-Hard beats random"
+    return pd.DataFrame([*rows, combined_row(claim, paper, rows)])

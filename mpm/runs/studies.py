@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from mpm.config import ExperimentConfig, profile
+from mpm.config import PART_COUNTS, SELECTORS, ExperimentConfig, profile
 from mpm.evaluation import MODES
-from mpm.runs.store import find_record, is_complete, read_record
+from mpm.runs.paths import default_results_root, project_root
+from mpm.runs.store import CorruptRecord, find_record, history_from_csv, is_complete, read_record
 
 FULL_MODEL = dict(mask_mode="pool", triplet_loss="local", selector="mask-trihard")
 """Table 1 row (7): mask pooling + local-level triplet loss + Mask-guided TriHard."""
@@ -34,37 +37,65 @@ class Setting:
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
+ABLATION_ROWS = (
+    ("(1) Baseline", dict(mask_mode="none", triplet_loss="none", selector="random")),
+    ("(2) + Mask (convolution)", dict(mask_mode="conv", triplet_loss="none", selector="random")),
+    ("(3) + Mask (bilinear)", dict(mask_mode="bilinear", triplet_loss="none", selector="random")),
+    ("(4) + Mask + MP", dict(mask_mode="pool", triplet_loss="none", selector="random")),
+    ("(5) + MP + GTL", dict(mask_mode="pool", triplet_loss="global", selector="random")),
+    ("(6) + MP + LTL", dict(mask_mode="pool", triplet_loss="local", selector="random")),
+    ("(7) + MP + LTL + TriHard", dict(FULL_MODEL)),
+)
+"""Table 1's rows (1)-(7) and the config fields each sets."""
+
+THRESHOLDS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+READINGS = {"text": False, "gated": True}
+"""The two readings of mask pooling (paper §III-C) → ``mask_gate``."""
+
+
 def _ablation() -> list[Setting]:
-    rows = [
-        ("(1) Baseline", dict(mask_mode="none", triplet_loss="none", selector="random")),
-        ("(2) + Mask (convolution)", dict(mask_mode="conv", triplet_loss="none", selector="random")),
-        ("(3) + Mask (bilinear)", dict(mask_mode="bilinear", triplet_loss="none", selector="random")),
-        ("(4) + Mask + MP", dict(mask_mode="pool", triplet_loss="none", selector="random")),
-        ("(5) + MP + GTL", dict(mask_mode="pool", triplet_loss="global", selector="random")),
-        ("(6) + MP + LTL", dict(mask_mode="pool", triplet_loss="local", selector="random")),
-        ("(7) + MP + LTL + TriHard", dict(FULL_MODEL)),
-    ]
-    settings = [Setting(label, overrides) for label, overrides in rows]
+    settings = [Setting(label, dict(overrides)) for label, overrides in ABLATION_ROWS]
     settings += [Setting(f"{label} + gate", {**overrides, "mask_gate": True})
-                 for label, overrides in rows[2:]]
+                 for label, overrides in ABLATION_ROWS[2:]]
     settings.append(Setting("input: RGB × mask (reference)", {**FULL_MODEL, "mask_mode": "input"}))
     settings.append(Setting("silhouette only (control)", {**FULL_MODEL, "mask_mode": "silhouette"}))
     return settings
 
 
-def _thresholds() -> list[Setting]:
-    return [Setting(f"t={threshold:.1f}{' + gate' if gate else ''}",
-                    {**FULL_MODEL, "threshold": threshold, "mask_gate": gate})
-            for gate in (False, True) for threshold in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)]
+def format_threshold(threshold: float) -> str:
+    """``0.4`` for 0.4 and ``0.0`` for 0; more digits only where the threshold has them (``0.45``)."""
+    return f"{threshold:.1f}" if round(threshold, 1) == threshold else f"{threshold:g}"
 
 
-def _parts() -> list[Setting]:
-    return [Setting(f"{parts} parts", {**FULL_MODEL, "parts": parts}) for parts in (3, 6, 12, 18)]
+def threshold_label(threshold: float, gated: bool) -> str:
+    """The setting label of the full model at ``threshold`` in one reading: ``t=0.4``, ``t=0.4 + gate``."""
+    return f"t={format_threshold(threshold)}{' + gate' if gated else ''}"
 
 
-def _selection() -> list[Setting]:
-    return [Setting(selector, {**FULL_MODEL, "selector": selector})
-            for selector in ("random", "batch-hard", "mask-trihard")]
+def _thresholds(thresholds: Sequence[float] = THRESHOLDS,
+                readings: Sequence[str] = tuple(READINGS)) -> list[Setting]:
+    unknown = sorted(set(readings) - set(READINGS))
+    if unknown:
+        raise ValueError(f"unknown readings {unknown}; choose from {list(READINGS)}")
+    return [Setting(threshold_label(float(threshold), READINGS[reading]),
+                    {**FULL_MODEL, "threshold": float(threshold), "mask_gate": READINGS[reading]})
+            for reading in readings for threshold in thresholds]
+
+
+def _parts(part_counts: Sequence[int] = PART_COUNTS) -> list[Setting]:
+    return [Setting(f"{parts} parts", {**FULL_MODEL, "parts": parts}) for parts in part_counts]
+
+
+def _selection(selectors: Sequence[str] = SELECTORS) -> list[Setting]:
+    return [Setting(selector, {**FULL_MODEL, "selector": selector}) for selector in selectors]
+
+
+def _chosen_rows(rows: Sequence[str] | None = None) -> list[Setting]:
+    settings = {setting.label: setting for setting in _ablation()}
+    unknown = [row for row in rows or () if row not in settings]
+    if unknown:
+        raise ValueError(f"unknown ablation rows {unknown}; choose from {list(settings)}")
+    return list(settings.values()) if rows is None else [settings[row] for row in rows]
 
 
 STUDIES = {
@@ -76,6 +107,17 @@ STUDIES = {
 """Study name → its settings (Table 1, Fig. 7, Fig. 6 and Fig. 9 of the paper)."""
 
 DEFAULT_SEEDS = (0, 1)
+
+STUDY_PARAMETERS = {
+    "ablation": ("rows",),
+    "thresholds": ("thresholds", "readings"),
+    "parts": ("part_counts",),
+    "selection": ("selectors",),
+}
+"""Study name → the chapter parameters that choose its settings (every one optional)."""
+
+_CHOOSERS = {"ablation": _chosen_rows, "thresholds": _thresholds, "parts": _parts,
+             "selection": _selection}
 
 
 def study_settings(name: str) -> list[Setting]:
@@ -117,8 +159,6 @@ def results_folder(config: ExperimentConfig, results_root: str | os.PathLike | N
     ``<results_root>/<run name>``, or else any finished folder there whose record carries the
     config's hash (a run trained under a ``name``, e.g. from ``configs/``).
     """
-    from mpm.runs.experiments import default_results_root
-
     return find_record(config, results_root or default_results_root())
 
 
@@ -159,23 +199,172 @@ def run_study(names: Iterable[str], base: str | ExperimentConfig = "cpu",
 
 def results_table(name: str, base: str | ExperimentConfig = "cpu", seeds: Sequence[int] = DEFAULT_SEEDS,
                   results_root: str | os.PathLike | None = None) -> pd.DataFrame:
-    """One row per planned run of study ``name``: its setting, seed, whether it is stored, its scores.
+    """`runs_table` of every planned run of study ``name``."""
+    return runs_table(plan([name], base, seeds), results_root)
 
-    Scores are percentages, columns ``"<mode> R1"`` and ``"<mode> mAP"`` for the four modes, plus
-    ``"SQ mINP"``, ``"train minutes"`` and the run's folder.
+
+def chosen_settings(study: str, **selection: Any) -> list[Setting]:
+    """The settings of ``study`` that the chapter parameters ``selection`` choose.
+
+    ablation: ``rows`` (labels as the tables print them); thresholds: ``thresholds`` (any in
+    [0, 1]) and ``readings`` ("text", "gated"); parts: ``part_counts``; selection: ``selectors``.
+    A parameter left out keeps the study's full list, in the study's order.
+    """
+    study_settings(study)
+    unknown = sorted(set(selection) - set(STUDY_PARAMETERS[study]))
+    if unknown:
+        raise ValueError(f"study {study!r} takes {list(STUDY_PARAMETERS[study])}, not {unknown}")
+    return _CHOOSERS[study](**selection)
+
+
+def study_configs(study: str, profile_name: str = "cpu", seeds: Sequence[int] = DEFAULT_SEEDS,
+                  data_root: str | None = None, **selection: Any) -> list[PlannedRun]:
+    """The runs a chapter asks for: `chosen_settings` on profile ``profile_name`` at ``seeds``, seed
+    by seed; ``data_root`` replaces the profile's data folder (the config hash leaves it out)."""
+    base = profile(profile_name)
+    if data_root is not None:
+        base = base.replace(root=str(data_root))
+    settings = chosen_settings(study, **selection)
+    return [PlannedRun(study, setting, seed, dataclasses.replace(base, seed=seed, **setting.overrides))
+            for seed in seeds for setting in settings]
+
+
+def run_or_load(runs: Sequence[PlannedRun | ExperimentConfig], results_root: str | os.PathLike | None = None,
+                progress: bool = True) -> list[ExperimentConfig]:
+    """Train every distinct config of ``runs`` (planned runs or configs) that is not stored
+    (`mpm.runs.experiments.run`); return those trained. A run another process is training
+    (`RunLocked`) is skipped with a message."""
+    from mpm.runs.experiments import run
+    from mpm.runs.lock import RunLocked
+
+    configs = {config.hash: config for config in
+               (item.config if isinstance(item, PlannedRun) else item for item in runs)}
+    labels = {item.config.hash: f"{item.setting.label}, seed {item.seed}"
+              for item in runs if isinstance(item, PlannedRun)}
+    missing = [config for config in configs.values() if not is_stored(config, results_root)]
+    trained = []
+    for number, config in enumerate(missing, 1):
+        print(f"training {number}/{len(missing)}: {labels.get(config.hash, 'config')} ({config.hash})", flush=True)
+        try:
+            run(config, progress=progress, results_root=results_root)
+        except RunLocked as busy:
+            print(f"skipped: {busy}")
+            continue
+        trained.append(config)
+    return trained
+
+
+def runs_table(runs: Sequence[PlannedRun], results_root: str | os.PathLike | None = None) -> pd.DataFrame:
+    """One row per run of ``runs``: its setting, seed, status, folder and scores.
+
+    ``status`` is "stored", "missing", or "corrupt" (a record folder that cannot be read back,
+    named in a warning); ``stored`` is True for "stored" only. Scores are percentages, columns
+    ``"<mode> R1"`` and ``"<mode> mAP"`` for the four modes, plus ``"SQ mINP"`` and
+    ``"train minutes"``; ``run`` is the folder's name and ``path`` the folder.
     """
     rows = []
-    for planned in plan([name], base, seeds):
+    for planned in runs:
         folder = results_folder(planned.config, results_root)
         row: dict[str, Any] = {"setting": planned.setting.label, "seed": planned.seed,
-                               "stored": is_complete(folder), "run": folder.name}
-        if row["stored"]:
-            record = read_record(folder)
-            for mode in MODES:
-                scores = record.metrics["results"][mode]
-                row[f"{mode} R1"] = 100 * scores["R1"]
-                row[f"{mode} mAP"] = 100 * scores["mAP"]
-            row["SQ mINP"] = 100 * record.metrics["results"]["SQ"]["mINP"]
-            row["train minutes"] = sum(float(epoch.get("seconds") or 0) for epoch in record.history) / 60
+                               "stored": False, "status": "missing", "run": folder.name, "path": str(folder)}
+        if folder.is_dir():
+            try:
+                record = read_record(folder)
+            except (CorruptRecord, FileNotFoundError) as error:
+                warnings.warn(f"not shown, counted as not stored: {error}", stacklevel=2)
+                row["status"] = "corrupt"
+            else:
+                row["stored"], row["status"] = True, "stored"
+                for mode in MODES:
+                    scores = record.metrics["results"][mode]
+                    row[f"{mode} R1"] = 100 * scores["R1"]
+                    row[f"{mode} mAP"] = 100 * scores["mAP"]
+                row["SQ mINP"] = 100 * record.metrics["results"]["SQ"]["mINP"]
+                row["train minutes"] = sum(float(epoch.get("seconds") or 0) for epoch in record.history) / 60
         rows.append(row)
-    return pd.DataFrame(rows)
+    columns = ["setting", "seed", "stored", "status", "run", "path",
+               *(f"{mode} {metric}" for mode in MODES for metric in ("R1", "mAP")), "SQ mINP", "train minutes"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _per_query(queries: pd.DataFrame, mode: str, metric: str) -> np.ndarray:
+    if metric == "mAP":
+        return 100 * queries[f"{mode} AP"].to_numpy(dtype=np.float64)
+    if metric == "R1":
+        ranks = queries[f"{mode} first rank"].to_numpy(dtype=np.float64)
+        return np.where(np.isnan(ranks), np.nan, 100.0 * (ranks == 1))
+    raise ValueError(f"no per-query form of {metric!r}; use R1 or mAP")
+
+
+def query_scores(table: pd.DataFrame, column: str = "SQ mAP") -> dict[tuple[str, int], np.ndarray]:
+    """(setting, seed) → the per-query form of ``column`` (in %, from ``queries.csv``) for the
+    stored runs of a `runs_table`: AP for ``"<mode> mAP"``, first rank == 1 for ``"<mode> R1"``,
+    the mean of the four modes for ``"4-mode R1"`` / ``"4-mode mAP"``; NaN for a skipped query."""
+    mode, _, metric = column.rpartition(" ")
+    scores = {}
+    for row in table[table["stored"]].itertuples():
+        queries = pd.read_csv(Path(row.path) / "queries.csv")
+        if mode == "4-mode":
+            values = np.mean([_per_query(queries, each, metric) for each in MODES], axis=0)
+        else:
+            values = _per_query(queries, mode, metric)
+        scores[(row.setting, int(row.seed))] = values
+    return scores
+
+
+def histories(table: pd.DataFrame) -> dict[tuple[str, int], list[dict[str, Any]]]:
+    """(setting, seed) → the epoch rows of ``history.csv`` for the stored runs of a `runs_table`."""
+    return {(row.setting, int(row.seed)): history_from_csv((Path(row.path) / "history.csv").read_text(encoding="utf-8"))
+            for row in table[table["stored"]].itertuples()}
+
+
+def _yaml_value(value: Any) -> str:
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def train_command(config: ExperimentConfig, profile_name: str,
+                  results_root: str | os.PathLike | None = None) -> str:
+    """The ``mpm train`` command that trains ``config`` from profile ``profile_name`` (into
+    ``results_root`` when that is not the default store)."""
+    base = profile(profile_name).to_dict()
+    changes = []
+    for key, value in config.to_dict().items():
+        if isinstance(value, dict):
+            changes += [f"{key}.{sub}={_yaml_value(v)}" for sub, v in value.items() if base[key][sub] != v]
+        elif key != "name" and base[key] != value:
+            changes.append(f"{key}={_yaml_value(value)}")
+    command = f"mpm train --profile {profile_name}" + "".join(f" --set {change}" for change in changes)
+    if results_root is None or (project_root() / results_root).resolve() == default_results_root().resolve():
+        return command
+    return f"{command} --results {results_root}"
+
+
+def missing_runs(runs: Sequence[PlannedRun], table: pd.DataFrame, profile_name: str,
+                 results_root: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The runs of ``runs`` (rows of their `runs_table`) not shown, with the command that trains each."""
+    shown = table["stored"].to_numpy()
+    rows = [{"setting": planned.setting.label, "seed": planned.seed, "status": status,
+             "command": train_command(planned.config, profile_name, results_root)}
+            for planned, stored, status in zip(runs, shown, table["status"]) if not stored]
+    return pd.DataFrame(rows, columns=["setting", "seed", "status", "command"])
+
+
+ABLATION_CLAIMS = (
+    ("text", "(1) < (2)", "(2) + Mask (convolution)", "(1) Baseline"),
+    ("text", "(2) < (3)", "(3) + Mask (bilinear)", "(2) + Mask (convolution)"),
+    ("text", "(3) < (4)", "(4) + Mask + MP", "(3) + Mask (bilinear)"),
+    ("text", "(4) < (5)", "(5) + MP + GTL", "(4) + Mask + MP"),
+    ("text", "(5) < (6)", "(6) + MP + LTL", "(5) + MP + GTL"),
+    ("text", "(6) < (7)", "(7) + MP + LTL + TriHard", "(6) + MP + LTL"),
+    ("text", "(2) < (4)", "(4) + Mask + MP", "(2) + Mask (convolution)"),
+    ("text", "(1) < (7)", "(7) + MP + LTL + TriHard", "(1) Baseline"),
+    ("gated", "(3) < (4)", "(4) + Mask + MP + gate", "(3) + Mask (bilinear) + gate"),
+    ("gated", "(4) < (5)", "(5) + MP + GTL + gate", "(4) + Mask + MP + gate"),
+    ("gated", "(5) < (6)", "(6) + MP + LTL + gate", "(5) + MP + GTL + gate"),
+    ("gated", "(6) < (7)", "(7) + MP + LTL + TriHard + gate", "(6) + MP + LTL + gate"),
+    ("gated", "(2) < (4)", "(4) + Mask + MP + gate", "(2) + Mask (convolution)"),
+    ("gated", "(1) < (7)", "(7) + MP + LTL + TriHard + gate", "(1) Baseline"),
+)
+"""The orderings Table 1 implies, as (reading, claim, the row it says is better, the other row):
+each step of the table, row (2) against row (4) explicitly, and the whole table (1) < (7); in the
+text reading and again with rows (3)-(7) gated."""

@@ -176,9 +176,6 @@ def run_study(names: Iterable[str], base: str | ExperimentConfig = "cpu",
     ``shard=(k, n)`` takes only every n-th distinct run starting at the k-th, so n processes
     with k = 0..n-1 share the work without training anything twice.
     """
-    from mpm.runs.lock import RunLocked
-    from mpm.runs.experiments import run
-
     index, count = shard
     if not 0 <= index < count:
         raise ValueError(f"shard {index}/{count} is not valid; use K/N with 0 <= K < N, e.g. 0/2 and 1/2")
@@ -188,13 +185,22 @@ def run_study(names: Iterable[str], base: str | ExperimentConfig = "cpu",
     for config in missing:
         if max_runs is not None and len(trained) >= max_runs:
             break
-        try:
-            run(config, progress=progress, results_root=results_root)
-        except RunLocked as busy:
-            print(f"skipped: {busy}")
-            continue
-        trained.append(config)
+        if _train(config, progress, results_root):
+            trained.append(config)
     return trained
+
+
+def _train(config: ExperimentConfig, progress: bool, results_root: str | os.PathLike | None) -> bool:
+    """Run-or-load ``config``; False (with a line saying so) when another process is training it."""
+    from mpm.runs.experiments import run
+    from mpm.runs.lock import RunLocked
+
+    try:
+        run(config, progress=progress, results_root=results_root)
+    except RunLocked as busy:
+        print(f"skipped: {busy}")
+        return False
+    return True
 
 
 def results_table(name: str, base: str | ExperimentConfig = "cpu", seeds: Sequence[int] = DEFAULT_SEEDS,
@@ -234,8 +240,6 @@ def run_or_load(runs: Sequence[PlannedRun | ExperimentConfig], results_root: str
     """Train every distinct config of ``runs`` (planned runs or configs) that is not stored
     (`mpm.runs.experiments.run`); return those trained. A run another process is training
     (`RunLocked`) is skipped with a message."""
-    from mpm.runs.experiments import run
-    from mpm.runs.lock import RunLocked
 
     configs = {config.hash: config for config in
                (item.config if isinstance(item, PlannedRun) else item for item in runs)}
@@ -245,12 +249,8 @@ def run_or_load(runs: Sequence[PlannedRun | ExperimentConfig], results_root: str
     trained = []
     for number, config in enumerate(missing, 1):
         print(f"training {number}/{len(missing)}: {labels.get(config.hash, 'config')} ({config.hash})", flush=True)
-        try:
-            run(config, progress=progress, results_root=results_root)
-        except RunLocked as busy:
-            print(f"skipped: {busy}")
-            continue
-        trained.append(config)
+        if _train(config, progress, results_root):
+            trained.append(config)
     return trained
 
 

@@ -55,7 +55,8 @@ def page_problems(page: Path) -> list[str]:
 def screenshot(browser: str, page: Path, out: Path) -> str | None:
     """Render ``page`` to ``out``; the error text when Chromium fails."""
     result = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+        [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
+         "--virtual-time-budget=3000",
          f"--window-size={WIDTH},{HEIGHT}", f"--screenshot={out}", page.resolve().as_uri()],
         capture_output=True, text=True, timeout=120,
     )

@@ -1,7 +1,7 @@
 """The experiment configuration: one dataclass, its validation, its hash and its profiles.
 
 An `ExperimentConfig` holds every choice that changes a result (dataset, image size, network,
-losses, triplet selection, the three stages of SPEC §7, seed, device). It round-trips through
+losses, triplet selection, the three stages of paper §IV-B, seed, device). It round-trips through
 YAML and JSON, validates itself with errors that list what is allowed, and has a stable hash
 (`config.hash`), which names its results folder when the config has no `name`. `mpm.runs.experiments`
 re-exports it beside `run(config)`.
@@ -422,7 +422,7 @@ def validate(config: ExperimentConfig) -> None:
     _check_choice("triplet_loss", config.triplet_loss, TRIPLET_LOSSES)
     _check_choice("selector", config.selector, SELECTORS)
     if not 0.0 <= config.threshold <= 1.0:
-        raise ValueError(f"threshold is {config.threshold}; it must lie in [0, 1] (SPEC §3)")
+        raise ValueError(f"threshold is {config.threshold}; it must lie in [0, 1], the share of person pixels a pooling window needs")
     if config.mask_gate and config.mask_mode not in ("bilinear", "pool"):
         raise ValueError(f"mask_gate applies to mask_mode 'bilinear' or 'pool', not {config.mask_mode!r}; "
                          f"set mask_gate: false or change mask_mode")

@@ -12,7 +12,7 @@ The images are extracted once to ``<root>/images_<variant>/`` as PNG files named
 files list), with an index ``<root>/images_<variant>/index.json`` so later loads skip the
 ``.mat`` file; the masks then live at ``<root>/masks/images_<variant>/<stem>.png``.
 
-Protocols (SPEC §8):
+Protocols (Li et al. 2014; Zhong et al. 2017):
 - ``classic``: 1,367 training identities and 100 test identities per split (20 splits);
   query and gallery are both the test images, evaluated single-shot (``eval_protocol``
   ``"cuhk03-classic"``).

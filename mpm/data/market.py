@@ -11,7 +11,7 @@ with identity and camera in each file name. Market-1501 names read ``0002_c1s1_0
 identity 2, camera 1, sequence 1, frame 451, box 3. The cameras are numbered from 1 in the
 names and from 0 in the records. Identity −1 (junk) and 0 (distractors) are kept in the gallery
 with their identities so the evaluation can ignore junk and keep distractors as negatives
-(SPEC §8); they are dropped from train, query and gt_bbox, where they are not identities.
+(the Market-1501 convention); they are dropped from train, query and gt_bbox, where they are not identities.
 """
 
 from __future__ import annotations

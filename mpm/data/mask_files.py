@@ -1,6 +1,6 @@
 """Where person masks live on disk, how they are read, and the check that none is missing.
 
-A mask is an 8-bit single-channel PNG at ``<root>/masks/<split>/<stem>.png`` (SPEC §1) with
+A mask is an 8-bit single-channel PNG at ``<root>/masks/<split>/<stem>.png`` with
 the image's height and width; a pixel belongs to the person when its value is above 127.
 """
 

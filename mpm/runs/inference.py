@@ -101,7 +101,7 @@ def evaluate_scores(model: MPMNet, config: ExperimentConfig, splits: DatasetSpli
     """The `mpm.evaluation.evaluate_all` record of ``model`` on ``splits`` (scores in [0, 1]).
 
     Multi-query pools each query identity's images in the query camera from ``gt_bbox`` when the
-    dataset has it, else from the query set (SPEC §8). CUHK03's classic protocol is scored
+    dataset has it, else from the query set (Market-1501 multi-query protocol). CUHK03's classic protocol is scored
     single-shot: one gallery image per identity, sampled ``CUHK03_SINGLE_SHOT_REPEATS`` times.
     """
     model.eval()

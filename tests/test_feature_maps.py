@@ -65,7 +65,7 @@ def test_runs_of_the_ablation_are_found_and_missing_ones_get_their_command(store
     assert command[:4] == ["mpm", "train", "--profile", "smoke"] and command[-2:] == ["--results", str(store)]
     assignments = [command[i + 1] for i, word in enumerate(command) if word == "--set"]
     assert profile("smoke").with_overrides(assignments).hash == planned(ROW7, 1).hash
-    with pytest.raises(ValueError, match="unknown ablation setting"):
+    with pytest.raises(ValueError, match="unknown ablation rows"):
         ablation_runs(["(8) nothing"], "smoke", (0,), store)
 
 

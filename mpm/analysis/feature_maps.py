@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import textwrap
-import warnings
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -18,8 +17,8 @@ from matplotlib import cm, colors
 from matplotlib.figure import Figure
 
 from mpm.analysis.plots import to_numpy_image
-from mpm.runs.store import CorruptRecord, is_complete, read_record
-from mpm.runs.studies import plan, results_folder
+from mpm.runs.store import read_record
+from mpm.runs.studies import results_folder, stored_record, study_configs, train_command
 
 STUDY = "ablation"
 
@@ -50,45 +49,20 @@ def mean_sd_text(values: Sequence[float], digits: int = 1) -> str:
     return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
 
 
-def train_command(profile_name: str, seed: int, overrides: dict, results_root: str | os.PathLike | None = None) -> str:
-    """The ``mpm train`` call that trains one planned run of ``profile_name`` with ``overrides``."""
-    def text(value) -> str:
-        return str(value).lower() if isinstance(value, bool) else str(value)
-
-    sets = " ".join(f"--set {key}={text(value)}" for key, value in {"seed": seed, **overrides}.items())
-    where = f" --results {results_root}" if results_root is not None else ""
-    return f"mpm train --profile {profile_name} {sets}{where}"
-
-
-def _readable(folder: os.PathLike) -> bool:
-    """Whether ``folder`` holds a finished record that reads back (a corrupt one is skipped with a warning)."""
-    if not is_complete(folder):
-        return False
-    try:
-        read_record(folder)
-    except CorruptRecord as error:
-        warnings.warn(f"not shown: {error}", stacklevel=3)
-        return False
-    return True
-
-
 def ablation_runs(settings: Sequence[str], profile_name: str, seeds: Sequence[int],
                   results_root: str | os.PathLike | None = None) -> pd.DataFrame:
     """One row per setting (in the order given) and seed: ``setting``, ``seed``, ``stored`` (a
-    readable record), ``folder`` (the record's folder) and ``command`` (the ``mpm train`` call that
-    stores it)."""
-    planned = {(p.setting.label, p.seed): p for p in plan([STUDY], profile_name, seeds)}
-    known = list(dict.fromkeys(label for label, _ in planned))
-    unknown = [label for label in settings if label not in known]
-    if unknown:
-        raise ValueError(f"unknown {STUDY} setting(s) {unknown}; choose from {known}")
+    readable record; a corrupt one is named in a warning), ``folder`` (the record's folder) and
+    ``command`` (the ``mpm train`` call that stores it)."""
+    order = {label: index for index, label in enumerate(settings)}
+    runs = sorted(study_configs(STUDY, profile_name, seeds, rows=list(settings)),
+                  key=lambda run: (order[run.setting.label], run.seed))
     rows = []
-    for label in settings:
-        for seed in seeds:
-            run = planned[(label, seed)]
-            folder = results_folder(run.config, results_root)
-            rows.append({"setting": label, "seed": seed, "stored": _readable(folder), "folder": folder,
-                         "command": train_command(profile_name, seed, run.setting.overrides, results_root)})
+    for run in runs:
+        folder = results_folder(run.config, results_root)
+        rows.append({"setting": run.setting.label, "seed": run.seed,
+                     "stored": folder.is_dir() and stored_record(folder) is not None, "folder": folder,
+                     "command": train_command(run.config, profile_name, results_root)})
     return pd.DataFrame(rows, columns=["setting", "seed", "stored", "folder", "command"])
 
 

@@ -26,6 +26,7 @@ from mpm.data import DatasetSplits, load_dataset, missing_masks
 from mpm.evaluation import MODES
 from mpm.masks.runner import RunReport, default_masks_dir, plan_jobs, report_path, run_extraction
 from mpm.runs.paths import project_root
+from mpm.runs import studies
 from mpm.runs.store import RunRecord
 from mpm.runs.studies import PlannedRun, is_stored, plan, study_settings
 
@@ -184,29 +185,12 @@ def check_data_command(dataset: str, data_root: str, *, cuhk03_variant: str = "l
     return _line(*words)
 
 
-def _yaml_scalar(value: Any) -> str:
-    return json.dumps(value) if isinstance(value, bool) or value is None else str(value)
-
-
 def train_command(planned: PlannedRun, profile_name: str, *, results_root: str = "", cache_root: str = "") -> str:
     """The ``mpm train`` line that stores ``planned``'s record: the profile, its data, and a ``--set``
-    per other change."""
-    base, target = profile(profile_name).to_dict(), planned.config.to_dict()
+    per other change (`mpm.runs.studies.train_command` with the dataset's fields always written)."""
     dataset_fields = ("dataset", "root", *(CUHK03_FIELDS if planned.config.dataset == "cuhk03" else ()))
-    changes = {key: target[key] for key in dataset_fields}
-    for key, value in target.items():
-        if isinstance(value, dict):
-            changes.update({f"{key}.{field}": v for field, v in value.items() if v != base[key][field]})
-        elif value != base[key]:
-            changes.setdefault(key, value)
-    words = ["mpm", "train", "--profile", profile_name]
-    for key, value in changes.items():
-        words += ["--set", f"{key}={_yaml_scalar(value)}"]
-    if results_root:
-        words += ["--results", results_root]
-    if cache_root:
-        words += ["--cache", cache_root]
-    return _line(*words)
+    return studies.train_command(planned.config, profile_name, results_root or None, always=dataset_fields,
+                                 cache_root=cache_root or None)
 
 
 def papermill_command(dataset: str, data_root: str, *, profile_name: str, rows: Sequence[str],

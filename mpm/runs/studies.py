@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ import pandas as pd
 from mpm.config import PART_COUNTS, SELECTORS, ExperimentConfig, profile
 from mpm.evaluation import MODES
 from mpm.runs.paths import default_results_root, project_root
-from mpm.runs.store import CorruptRecord, find_record, history_from_csv, is_complete, read_record
+from mpm.runs.store import CorruptRecord, RunRecord, find_record, history_from_csv, is_complete, read_record
 
 FULL_MODEL = dict(mask_mode="pool", triplet_loss="local", selector="mask-trihard")
 """Table 1 row (7): mask pooling + local-level triplet loss + Mask-guided TriHard."""
@@ -254,6 +255,16 @@ def run_or_load(runs: Sequence[PlannedRun | ExperimentConfig], results_root: str
     return trained
 
 
+def stored_record(folder: str | os.PathLike) -> RunRecord | None:
+    """The record in the existing folder ``folder``, or None (with a warning naming the problem) when
+    it cannot be read back."""
+    try:
+        return read_record(folder)
+    except (CorruptRecord, FileNotFoundError) as error:
+        warnings.warn(f"not shown, counted as not stored: {error}", stacklevel=3)
+        return None
+
+
 def runs_table(runs: Sequence[PlannedRun], results_root: str | os.PathLike | None = None) -> pd.DataFrame:
     """One row per run of ``runs``: its setting, seed, status, folder and scores.
 
@@ -268,10 +279,8 @@ def runs_table(runs: Sequence[PlannedRun], results_root: str | os.PathLike | Non
         row: dict[str, Any] = {"setting": planned.setting.label, "seed": planned.seed,
                                "stored": False, "status": "missing", "run": folder.name, "path": str(folder)}
         if folder.is_dir():
-            try:
-                record = read_record(folder)
-            except (CorruptRecord, FileNotFoundError) as error:
-                warnings.warn(f"not shown, counted as not stored: {error}", stacklevel=2)
+            record = stored_record(folder)
+            if record is None:
                 row["status"] = "corrupt"
             else:
                 row["stored"], row["status"] = True, "stored"
@@ -323,20 +332,27 @@ def _yaml_value(value: Any) -> str:
 
 
 def train_command(config: ExperimentConfig, profile_name: str,
-                  results_root: str | os.PathLike | None = None) -> str:
-    """The ``mpm train`` command that trains ``config`` from profile ``profile_name`` (into
-    ``results_root`` when that is not the default store)."""
-    base = profile(profile_name).to_dict()
-    changes = []
-    for key, value in config.to_dict().items():
+                  results_root: str | os.PathLike | None = None, *, always: Sequence[str] = (),
+                  cache_root: str | os.PathLike | None = None) -> str:
+    """The ``mpm train`` command that trains ``config`` from profile ``profile_name``: a ``--set``
+    per field that differs from the profile, the top-level fields ``always`` first (a dataset's
+    name and folder); ``--results`` when ``results_root`` is not the default store, ``--cache``
+    when ``cache_root`` is given. Words are shell-quoted."""
+    base, target = profile(profile_name).to_dict(), config.to_dict()
+    changes = {key: target[key] for key in always}
+    for key, value in target.items():
         if isinstance(value, dict):
-            changes += [f"{key}.{sub}={_yaml_value(v)}" for sub, v in value.items() if base[key][sub] != v]
+            changes.update({f"{key}.{sub}": v for sub, v in value.items() if base[key][sub] != v})
         elif key != "name" and base[key] != value:
-            changes.append(f"{key}={_yaml_value(value)}")
-    command = f"mpm train --profile {profile_name}" + "".join(f" --set {change}" for change in changes)
-    if results_root is None or (project_root() / results_root).resolve() == default_results_root().resolve():
-        return command
-    return f"{command} --results {results_root}"
+            changes.setdefault(key, value)
+    words = ["mpm", "train", "--profile", profile_name]
+    for key, value in changes.items():
+        words += ["--set", f"{key}={_yaml_value(value)}"]
+    if results_root is not None and (project_root() / results_root).resolve() != default_results_root().resolve():
+        words += ["--results", str(results_root)]
+    if cache_root is not None:
+        words += ["--cache", str(cache_root)]
+    return " ".join(shlex.quote(word) for word in words)
 
 
 def missing_runs(runs: Sequence[PlannedRun], table: pd.DataFrame, profile_name: str,

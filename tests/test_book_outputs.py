@@ -14,6 +14,8 @@ import nbformat
 import papermill
 import pytest
 
+from mpm.runs.studies import DEFAULT_SEEDS, results_folder, study_configs
+
 PROJECT = Path(__file__).resolve().parents[1]
 BOOK = PROJECT / "book"
 NOTEBOOKS = sorted(BOOK.glob("*.ipynb"))
@@ -60,8 +62,8 @@ def test_the_readmes_papermill_example_runs(tmp_path):
 
 
 def test_nbval_fails_when_a_stored_number_changes(tmp_path):
-    """In a copy of the project, one stored run's SQ mAP is changed; the ablation chapter's table
-    prints it, so nbval must report a mismatch."""
+    """In a copy of the project, the Baseline's stored SQ mAP is changed in every seed's record; the
+    ablation chapter's table prints their mean, so nbval must report a mismatch."""
     copy = tmp_path / "project"
     copy.mkdir()
     for name in ("pyproject.toml",):
@@ -70,10 +72,14 @@ def test_nbval_fails_when_a_stored_number_changes(tmp_path):
         (copy / name).symlink_to(PROJECT / name)
     shutil.copytree(PROJECT / "results", copy / "results")
     shutil.copytree(BOOK, copy / "book", ignore=shutil.ignore_patterns("_build", ".ipynb_checkpoints"))
-    metrics = sorted((copy / "results" / "runs").glob("*/metrics.json"))[0]
-    record = json.loads(metrics.read_text())
-    record["results"]["SQ"]["mAP"] = 0.987654
-    metrics.write_text(json.dumps(record))
+    baseline = study_configs("ablation", "cpu", DEFAULT_SEEDS, rows=["(1) Baseline"])
+    folders = [results_folder(run.config, copy / "results" / "runs") for run in baseline]
+    stored = [folder / "metrics.json" for folder in folders if (folder / "metrics.json").is_file()]
+    assert stored, "the Baseline of the ablation has no stored record"
+    for metrics in stored:
+        record = json.loads(metrics.read_text())
+        record["results"]["SQ"]["mAP"] = 0.987654
+        metrics.write_text(json.dumps(record))
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval",
                "--nbval-sanitize-with", "book/nbval_sanitize.cfg", "book/ablation.ipynb"]
     result = subprocess.run(command, cwd=copy, capture_output=True, text=True)

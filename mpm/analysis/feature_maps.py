@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from mpm.analysis.plots import to_numpy_image
 from mpm.runs.store import read_record
-from mpm.runs.studies import results_folder, stored_record, study_configs, train_command
+from mpm.runs.studies import results_folder, status_and_record, study_configs, train_command
 
 STUDY = "ablation"
 
@@ -61,7 +61,7 @@ def ablation_runs(settings: Sequence[str], profile_name: str, seeds: Sequence[in
     for run in runs:
         folder = results_folder(run.config, results_root)
         rows.append({"setting": run.setting.label, "seed": run.seed,
-                     "stored": folder.is_dir() and stored_record(folder) is not None, "folder": folder,
+                     "stored": status_and_record(folder)[0] == "stored", "folder": folder,
                      "command": train_command(run.config, profile_name, results_root)})
     return pd.DataFrame(rows, columns=["setting", "seed", "stored", "folder", "command"])
 

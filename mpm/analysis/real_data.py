@@ -26,9 +26,9 @@ from mpm.data import DatasetSplits, load_dataset, missing_masks
 from mpm.evaluation import MODES
 from mpm.masks.runner import RunReport, default_masks_dir, plan_jobs, report_path, run_extraction
 from mpm.runs.paths import project_root
-from mpm.runs import studies
 from mpm.runs.store import RunRecord
 from mpm.runs.studies import PlannedRun, is_stored, plan, study_settings
+from mpm.runs.studies import train_command as study_train_command
 
 REAL_DATASETS = {"market1501": "Market-1501", "dukemtmc": "DukeMTMC-reID", "cuhk03": "CUHK03"}
 """The chapter's datasets: config name → the paper's name."""
@@ -189,8 +189,8 @@ def train_command(planned: PlannedRun, profile_name: str, *, results_root: str =
     """The ``mpm train`` line that stores ``planned``'s record: the profile, its data, and a ``--set``
     per other change (`mpm.runs.studies.train_command` with the dataset's fields always written)."""
     dataset_fields = ("dataset", "root", *(CUHK03_FIELDS if planned.config.dataset == "cuhk03" else ()))
-    return studies.train_command(planned.config, profile_name, results_root or None, always=dataset_fields,
-                                 cache_root=cache_root or None)
+    return study_train_command(planned.config, profile_name, results_root or None, always=dataset_fields,
+                               cache_root=cache_root or None)
 
 
 def papermill_command(dataset: str, data_root: str, *, profile_name: str, rows: Sequence[str],

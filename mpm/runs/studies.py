@@ -255,14 +255,16 @@ def run_or_load(runs: Sequence[PlannedRun | ExperimentConfig], results_root: str
     return trained
 
 
-def stored_record(folder: str | os.PathLike) -> RunRecord | None:
-    """The record in the existing folder ``folder``, or None (with a warning naming the problem) when
-    it cannot be read back."""
+def status_and_record(folder: str | os.PathLike) -> tuple[str, RunRecord | None]:
+    """``("stored", record)`` for a readable record in ``folder``; ``("corrupt", None)`` for one that
+    cannot be read back, named in a warning; ``("missing", None)`` when there is no folder."""
+    if not Path(folder).is_dir():
+        return "missing", None
     try:
-        return read_record(folder)
+        return "stored", read_record(folder)
     except (CorruptRecord, FileNotFoundError) as error:
         warnings.warn(f"not shown, counted as not stored: {error}", stacklevel=3)
-        return None
+        return "corrupt", None
 
 
 def runs_table(runs: Sequence[PlannedRun], results_root: str | os.PathLike | None = None) -> pd.DataFrame:
@@ -276,20 +278,16 @@ def runs_table(runs: Sequence[PlannedRun], results_root: str | os.PathLike | Non
     rows = []
     for planned in runs:
         folder = results_folder(planned.config, results_root)
-        row: dict[str, Any] = {"setting": planned.setting.label, "seed": planned.seed,
-                               "stored": False, "status": "missing", "run": folder.name, "path": str(folder)}
-        if folder.is_dir():
-            record = stored_record(folder)
-            if record is None:
-                row["status"] = "corrupt"
-            else:
-                row["stored"], row["status"] = True, "stored"
-                for mode in MODES:
-                    scores = record.metrics["results"][mode]
-                    row[f"{mode} R1"] = 100 * scores["R1"]
-                    row[f"{mode} mAP"] = 100 * scores["mAP"]
-                row["SQ mINP"] = 100 * record.metrics["results"]["SQ"]["mINP"]
-                row["train minutes"] = sum(float(epoch.get("seconds") or 0) for epoch in record.history) / 60
+        status, record = status_and_record(folder)
+        row: dict[str, Any] = {"setting": planned.setting.label, "seed": planned.seed, "stored": record is not None,
+                               "status": status, "run": folder.name, "path": str(folder)}
+        if record is not None:
+            for mode in MODES:
+                scores = record.metrics["results"][mode]
+                row[f"{mode} R1"] = 100 * scores["R1"]
+                row[f"{mode} mAP"] = 100 * scores["mAP"]
+            row["SQ mINP"] = 100 * record.metrics["results"]["SQ"]["mINP"]
+            row["train minutes"] = sum(float(epoch.get("seconds") or 0) for epoch in record.history) / 60
         rows.append(row)
     columns = ["setting", "seed", "stored", "status", "run", "path",
                *(f"{mode} {metric}" for mode in MODES for metric in ("R1", "mAP")), "SQ mINP", "train minutes"]

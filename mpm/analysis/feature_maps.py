@@ -17,7 +17,6 @@ from matplotlib import cm, colors
 from matplotlib.figure import Figure
 
 from mpm.analysis.plots import to_numpy_image
-from mpm.runs.store import read_record
 from mpm.runs.studies import results_folder, status_and_record, study_configs, train_command
 
 STUDY = "ablation"
@@ -52,18 +51,19 @@ def mean_sd_text(values: Sequence[float], digits: int = 1) -> str:
 def ablation_runs(settings: Sequence[str], profile_name: str, seeds: Sequence[int],
                   results_root: str | os.PathLike | None = None) -> pd.DataFrame:
     """One row per setting (in the order given) and seed: ``setting``, ``seed``, ``stored`` (a
-    readable record; a corrupt one is named in a warning), ``folder`` (the record's folder) and
-    ``command`` (the ``mpm train`` call that stores it)."""
+    readable record; a corrupt one is named in a warning), ``record`` (the `RunRecord`, read once,
+    or None), ``folder`` (the record's folder) and ``command`` (the ``mpm train`` call that stores it)."""
     order = {label: index for index, label in enumerate(settings)}
     runs = sorted(study_configs(STUDY, profile_name, seeds, rows=list(settings)),
                   key=lambda run: (order[run.setting.label], run.seed))
     rows = []
     for run in runs:
         folder = results_folder(run.config, results_root)
-        rows.append({"setting": run.setting.label, "seed": run.seed,
-                     "stored": status_and_record(folder)[0] == "stored", "folder": folder,
+        record = status_and_record(folder)[1]
+        rows.append({"setting": run.setting.label, "seed": run.seed, "stored": record is not None,
+                     "record": record, "folder": folder,
                      "command": train_command(run.config, profile_name, results_root)})
-    return pd.DataFrame(rows, columns=["setting", "seed", "stored", "folder", "command"])
+    return pd.DataFrame(rows, columns=["setting", "seed", "stored", "record", "folder", "command"])
 
 
 def layer_maps(runs: pd.DataFrame, layers: Sequence[str]) -> pd.DataFrame:
@@ -74,7 +74,7 @@ def layer_maps(runs: pd.DataFrame, layers: Sequence[str]) -> pd.DataFrame:
     """
     rows = []
     for run in runs[runs["stored"]].itertuples():
-        summary = read_record(run.folder).activations()
+        summary = run.record.activations()
         files = summary.get("sample_files") or [""] * len(summary["samples"])
         for layer in layers:
             if layer not in summary["layers"]:
@@ -101,7 +101,7 @@ def person_shares(runs: pd.DataFrame, layers: Sequence[str]) -> pd.DataFrame:
     person: what a network blind to the mask reaches on average)."""
     rows = []
     for run in runs[runs["stored"]].itertuples():
-        summary = read_record(run.folder).activations()["layers"]
+        summary = run.record.activations()["layers"]
         for layer in layers:
             energy, area = summary[layer]["energy_share"], summary[layer]["area_share"]
             rows.append({"setting": run.setting, "seed": run.seed, "layer": layer,

@@ -16,7 +16,6 @@ from matplotlib.figure import Figure
 from mpm.analysis.feature_maps import NOT_STORED, mean_sd_text
 from mpm.analysis.plots import to_numpy_image
 from mpm.data import DISTRACTOR_PID, JUNK_PID, ImageRecord, read_image
-from mpm.runs.store import read_record
 
 MATCH_COLOUR = "green"
 FALSE_COLOUR = "red"
@@ -69,7 +68,7 @@ def top_table(queries: Sequence[Mapping], query_records: Sequence[ImageRecord],
 def stored_top_lists(runs: pd.DataFrame, query_records: Sequence[ImageRecord],
                      gallery_records: Sequence[ImageRecord]) -> pd.DataFrame:
     """`top_table` of every stored run of ``runs`` (an `ablation_runs` table), with its setting and seed."""
-    tables = [top_table(read_record(run.folder).queries(), query_records, gallery_records)
+    tables = [top_table(run.record.queries(), query_records, gallery_records)
               .assign(setting=run.setting, seed=run.seed) for run in runs[runs["stored"]].itertuples()]
     return pd.concat(tables, ignore_index=True)[TOP_COLUMNS] if tables else pd.DataFrame(columns=TOP_COLUMNS)
 
@@ -203,7 +202,7 @@ def cmc_table(runs: pd.DataFrame, mode: str = "SQ") -> pd.DataFrame:
     """The stored CMC of every stored run of ``runs``: ``setting``, ``seed``, ``rank``, ``matching rate (%)``."""
     rows = []
     for run in runs[runs["stored"]].itertuples():
-        curve = read_record(run.folder).metrics["results"][mode]["cmc"]
+        curve = run.record.metrics["results"][mode]["cmc"]
         rows += [{"setting": run.setting, "seed": run.seed, "rank": rank, "matching rate (%)": 100 * value}
                  for rank, value in enumerate(curve, start=1)]
     return pd.DataFrame(rows, columns=["setting", "seed", "rank", "matching rate (%)"])

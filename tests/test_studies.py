@@ -300,6 +300,7 @@ def test_a_difference_beyond_seed_spread_and_query_interval_decides():
     row = claim_row("a > b", "paper", agree, names=("a", "b"))
     assert (row["ours"], row["difference"], row["95 % interval (queries)"], row["seeds"]) == (
         "a 65.0 vs b 54.0", "+11.0 ± 1.4", "[+11.0, +11.0]", 2)
+    assert claim_row("b < a", "paper", agree, names=("a", "b"), worse_first=True)["ours"] == "b 54.0 vs a 65.0"
 
 
 def test_a_difference_within_its_seed_spread_is_undecided():
@@ -344,6 +345,10 @@ def test_ablation_claims_cover_table_1_and_its_gated_rows():
     first = claims.iloc[0]
     assert (first["reading"], first["claim"], first["paper"]) == ("text", "(1) < (2)", "69.1 < 69.9")
     assert claims.loc[claims["claim"] == "(2) < (4)", "paper"].tolist() == ["69.9 < 73.7"] * 2
+    baseline, convolution = "(1) Baseline", "(2) + Mask (convolution)"
+    values = {(baseline, 0): 44.0, (baseline, 1): 46.0, (convolution, 0): 74.0, (convolution, 1): 76.0}
+    first = ablation_claims(scored(values), {key: np.full(3, value) for key, value in values.items()}).iloc[0]
+    assert (first["ours"], first["difference"], first["verdict"]) == ("(1) 45.0 vs (2) 75.0", "+30.0 ± 0.0", "agree")
 
 
 def test_chance_rank1_is_the_share_of_true_matches_among_valid_gallery_items():

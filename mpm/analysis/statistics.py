@@ -183,15 +183,17 @@ def combine_verdicts(verdicts: Iterable[str]) -> str:
 
 
 def claim_row(claim: str, paper: str, comparison: Comparison, names: tuple[str, str] | None = None,
-              decimals: int = 1) -> dict[str, object]:
+              decimals: int = 1, worse_first: bool = False) -> dict[str, object]:
     """One line of a verdict table: the claim, the paper's support, our numbers (``names`` short
-    names of the better and the worse setting), the paired difference, its interval, the verdict."""
+    names of the better and the worse setting; the worse one first with ``worse_first``, as a claim
+    written "worse < better" reads), the paired difference, its interval, the verdict."""
     f = decimals
     if comparison.seeds == 0:
         ours = difference = interval = "–"
     else:
-        first, second = (f"{name} " for name in names) if names else ("", "")
-        ours = f"{first}{comparison.better_mean:.{f}f} vs {second}{comparison.worse_mean:.{f}f}"
+        better, worse = (f"{name} " for name in names) if names else ("", "")
+        pair = [f"{better}{comparison.better_mean:.{f}f}", f"{worse}{comparison.worse_mean:.{f}f}"]
+        ours = " vs ".join(reversed(pair) if worse_first else pair)
         difference = format_mean_sd(comparison.difference, comparison.spread, comparison.seeds, f)
         difference = difference if difference.startswith("-") else f"+{difference}"
         interval = f"[{comparison.low:+.{f}f}, {comparison.high:+.{f}f}]"
@@ -221,7 +223,9 @@ def ablation_claims(table: pd.DataFrame, scores: QueryScores, column: str = "SQ 
     for reading, claim, better, worse in ABLATION_CLAIMS:
         reported = [paper[label.removesuffix(" + gate")] for label in (worse, better)]
         comparison = compare(table, scores, better, worse, column, resamples, seed)
-        row = claim_row(claim, f"{reported[0]:.1f} < {reported[1]:.1f}", comparison)
+        worse_name, better_name = claim.split(" < ")
+        row = claim_row(claim, f"{reported[0]:.1f} < {reported[1]:.1f}", comparison,
+                        names=(better_name, worse_name), worse_first=True)
         rows.append({"reading": reading, **row})
     return pd.DataFrame(rows)
 

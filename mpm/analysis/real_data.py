@@ -336,8 +336,3 @@ def paper_reference(dataset: str, cuhk03_variant: str = "labeled", cuhk03_protoc
     return (f"{key}: the paper's ablation is its {table} ({held}); §IV-D reports the full model at "
             f"Rank-1 {rank1:.2f}% and mAP {mean_ap:.2f}% without naming the query mode")
 
-
-def parse_list(value: str | Sequence[Any]) -> list[Any]:
-    """A notebook list parameter: as given, or decoded from the JSON text ``papermill -p`` passes."""
-    return json.loads(value) if isinstance(value, str) else list(value)
-

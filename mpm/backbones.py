@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from torchvision import models
 
+from mpm.io import read_weights, weights_mismatch
+
 RESNET_WEIGHTS = {
     "resnet18": models.ResNet18_Weights.IMAGENET1K_V1,
     "resnet34": models.ResNet34_Weights.IMAGENET1K_V1,
@@ -49,12 +51,13 @@ def read_state_dict_file(path: str | os.PathLike, name: str) -> dict[str, torch.
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"weights file {file} does not exist. " + _weights_help(name))
-    state = torch.load(file, map_location="cpu", weights_only=True)
+    expected = f"a state dict of a torchvision {name}"
+    state = read_weights(file, expected)
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"weights file {file} does not hold a state dict of tensors")
+        raise ValueError(f"weights file {file} does not hold a state dict of tensors; expected {expected}")
     return {key.removeprefix("module."): value for key, value in state.items()}
 
 
@@ -66,15 +69,10 @@ def load_resnet_weights(resnet: models.ResNet, weights: WeightsSpec, name: str) 
         state = download_imagenet_state_dict(name)
     else:
         state = read_state_dict_file(weights, name)
-    result = resnet.load_state_dict(state, strict=False)
-    missing = [key for key in result.missing_keys if not key.startswith("fc.")]
-    unexpected = [key for key in result.unexpected_keys if not key.startswith("fc.")]
-    if missing or unexpected:
-        raise ValueError(
-            f"weights {weights} do not fit {name}: missing {missing[:5]}, unexpected {unexpected[:5]} "
-            f"({len(missing)} missing, {len(unexpected)} unexpected in all); "
-            f"pass a state dict of a torchvision {name}"
-        )
+    mismatch = weights_mismatch(resnet, state, ignore="fc.")
+    if mismatch is not None:
+        raise ValueError(f"weights {weights} do not fit {name}: {mismatch}; pass a state dict of a torchvision {name}")
+    resnet.load_state_dict(state, strict=False)
 
 
 def set_last_stride_one(resnet: models.ResNet) -> None:

@@ -1,12 +1,15 @@
 """Atomic file writes and the folders they land in: a reader never sees a half-written result,
-mask or checkpoint, and whatever the process's umask, files are 0644 and folders 0755."""
+mask or checkpoint, and whatever the process's umask, files are 0644 and folders 0755. Weights files
+are read here too, always with ``weights_only=True``, and a bad one is one line naming it."""
 
 from __future__ import annotations
 
 import json
 import os
+import pickle
 import tempfile
-from collections.abc import Iterator
+import zipfile
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -90,3 +93,37 @@ def save_torch_atomic(obj: Any, path: str | os.PathLike) -> None:
 
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+
+
+def read_weights(path: str | os.PathLike, expected: str) -> Any:
+    """What ``torch.save`` wrote to the existing file ``path``, loaded with ``weights_only=True``.
+
+    ValueError, one line naming the file and ``expected`` (what it should hold), when it is empty or
+    does not load (not written by ``torch.save``, truncated, or holding more than tensors).
+    """
+    import torch
+
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise ValueError(f"weights file {path} is empty; expected {expected}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, ValueError, TypeError, AttributeError, KeyError, IndexError, UnicodeDecodeError,
+            pickle.UnpicklingError, zipfile.BadZipFile):
+        raise ValueError(f"weights file {path} does not load as tensors saved by torch.save (read with "
+                         f"weights_only=True); expected {expected}") from None
+
+
+def weights_mismatch(model: Any, state: Mapping[str, Any], ignore: str | None = None) -> str | None:
+    """How the state dict ``state`` does not fit ``model`` (missing, unexpected and reshaped
+    entries, counted, with the first of each), or None when it fits; keys starting with ``ignore``
+    do not count."""
+    own = {key: value.shape for key, value in model.state_dict().items()
+           if ignore is None or not key.startswith(ignore)}
+    given = {key: getattr(value, "shape", None) for key, value in state.items()
+             if ignore is None or not key.startswith(ignore)}
+    problems = {"missing": [key for key in own if key not in given],
+                "unexpected": [key for key in given if key not in own],
+                "of another shape": [key for key in own if key in given and given[key] != own[key]]}
+    parts = [f"{len(keys)} {kind} (first {keys[0]})" for kind, keys in problems.items() if keys]
+    return ", ".join(parts) or None

@@ -36,6 +36,8 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.rpn import RPNHead
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from mpm.io import read_weights, weights_mismatch
+
 ANCHOR_SIZES = (32, 64)  # paper §III-B: anchor areas 32² and 64²
 ANCHOR_RATIOS = (0.5, 1.0, 2.0)  # height / width: 1:2, 1:1, 2:1
 DEFAULT_MIN_SIZE = 192
@@ -43,6 +45,7 @@ DEFAULT_MAX_SIZE = 1333
 DEFAULT_MAX_DETECTIONS = 100  # torchvision's default; the mask head runs once per detection
 COCO_WEIGHTS = MaskRCNN_ResNet50_FPN_Weights.COCO_V1
 COCO_CLASSES = len(COCO_WEIGHTS.meta["categories"])  # 91, index 0 is the background
+EXPECTED_WEIGHTS = f"a maskrcnn_resnet50_fpn state dict such as torchvision's {os.path.basename(COCO_WEIGHTS.url)}"
 
 
 class WeightsUnavailableError(RuntimeError):
@@ -133,24 +136,28 @@ def file_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             f"maskrcnn_resnet50_fpn state dict (e.g. {os.path.basename(COCO_WEIGHTS.url)}), "
             f"or leave --weights out to use torchvision's COCO weights"
         )
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = read_weights(path, EXPECTED_WEIGHTS)
     if not isinstance(state, dict):
-        raise ValueError(f"{path} holds a {type(state).__name__}, not a Mask R-CNN state dict")
+        raise ValueError(f"weights file {path} holds a {type(state).__name__}, not a state dict; "
+                         f"expected {EXPECTED_WEIGHTS}")
     return state
 
 
-def load_weights(model: MaskRCNN, state_dict: dict[str, torch.Tensor]) -> MaskRCNN:
+def load_weights(model: MaskRCNN, state_dict: dict[str, torch.Tensor], source: str = "the weights") -> MaskRCNN:
     """Load a ``maskrcnn_resnet50_fpn`` state dict into ``model`` (strictly) and return it.
 
+    A state dict that does not fit is a ValueError naming ``source`` (e.g. ``weights file X``).
     As torchvision does for the COCO weights, frozen batch norm runs with eps = 0.
     """
+    mismatch = weights_mismatch(model, state_dict)
     try:
-        model.load_state_dict(state_dict, strict=True)
-    except RuntimeError as error:
-        raise ValueError(
-            f"the weights do not fit torchvision's maskrcnn_resnet50_fpn with 91 COCO classes and "
-            f"3 anchors per location: {error}"
-        ) from error
+        if mismatch is None:
+            model.load_state_dict(state_dict, strict=True)
+    except (RuntimeError, TypeError, AttributeError) as error:
+        mismatch = str(error).strip().splitlines()[0]
+    if mismatch is not None:
+        raise ValueError(f"{source} does not fit torchvision's maskrcnn_resnet50_fpn with 91 COCO classes and "
+                         f"3 anchors per location: {mismatch}; expected {EXPECTED_WEIGHTS}")
     for module in model.modules():
         if isinstance(module, FrozenBatchNorm2d):
             module.eps = 0.0
@@ -168,7 +175,7 @@ def pretrained_mask_rcnn(
     ``weights`` is None, torchvision's COCO weights (cached or downloaded)."""
     state = coco_state_dict() if weights is None else file_state_dict(weights)
     model = build_mask_rcnn(min_size=min_size, max_size=max_size, max_detections=max_detections)
-    model = load_weights(model, state)
+    model = load_weights(model, state, "torchvision's COCO weights" if weights is None else f"weights file {weights}")
     return model.eval()
 
 

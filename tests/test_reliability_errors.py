@@ -1,0 +1,92 @@
+"""Hostile but realistic use, round two: bad weights files, Ctrl-C, data that cannot be evaluated,
+a full disk, evaluation on other data, and a benchmark folder holding the user's files. Each test
+reproduces one row of the second reliability report and checks the one-line error naming the file or
+folder, the exit status, the refusal or the correct result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+
+from mpm.cli import main
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+MASK_RCNN = "a maskrcnn_resnet50_fpn state dict such as torchvision's maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth"
+
+
+def error_line(capsys, code: int) -> str:
+    """The single line ``mpm`` wrote to stderr, after checking the exit status ``code``."""
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, captured.err
+    return lines[0]
+
+
+def _empty(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+def _garbage(path: Path) -> None:
+    path.write_bytes(b"these are not weights\n" * 10)
+
+
+def _truncated(path: Path) -> None:
+    torch.save({"weight": torch.zeros(100)}, path)
+    path.write_bytes(path.read_bytes()[:200])
+
+
+def _pickled_object(path: Path) -> None:
+    torch.save({"optimizer": torch.optim.SGD}, path)
+
+
+@pytest.mark.parametrize("damage", [_empty, _garbage, _truncated, _pickled_object])
+def test_row5_masks_names_an_unreadable_weights_file(damage, tmp_path, capsys):
+    weights = tmp_path / "mask rcnn.pth"
+    damage(weights)
+    code = main(["masks", "--root", str(tmp_path), "--weights", str(weights)])
+    line = error_line(capsys, code)
+    reason = "is empty" if damage is _empty else (
+        "does not load as tensors saved by torch.save (read with weights_only=True)")
+    assert line == f"mpm masks: error: weights file {weights} {reason}; expected {MASK_RCNN}"
+
+
+def test_row5_masks_names_a_weights_file_of_another_model(tmp_path, capsys):
+    weights = tmp_path / "resnet18.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)
+    code = main(["masks", "--root", str(tmp_path), "--weights", str(weights)])
+    line = error_line(capsys, code)
+    assert line.startswith(f"mpm masks: error: weights file {weights} does not fit torchvision's "
+                           f"maskrcnn_resnet50_fpn with 91 COCO classes and 3 anchors per location: ")
+    assert " missing (first backbone.body.conv1.weight), " in line
+    assert " unexpected (first conv1.weight)" in line and line.endswith(f"; expected {MASK_RCNN}")
+
+
+def test_row5_masks_names_a_missing_weights_file(tmp_path, capsys):
+    weights = tmp_path / "nowhere.pth"
+    line = error_line(capsys, main(["masks", "--root", str(tmp_path), "--weights", str(weights)]))
+    assert line.startswith(f"mpm masks: error: Mask R-CNN weights file {weights} does not exist; ")
+
+
+@pytest.mark.parametrize("damage", [_empty, _garbage])
+def test_row5_a_bad_backbone_weights_file_is_named(damage, benchmark, tmp_path, capsys):
+    weights = tmp_path / "resnet18.pth"
+    damage(weights)
+    code = main(["train", "--profile", "smoke", "--set", f"weights={weights}", "--set", f"root={benchmark}",
+                 "--results", str(tmp_path / "runs"), "--cache", str(tmp_path / "cache"), "--no-progress"])
+    assert f"weights file {weights} " in error_line(capsys, code)
+
+
+def test_row5_backbone_weights_of_another_resnet_are_named(tmp_path):
+    from mpm.backbones import build_resnet
+
+    weights = tmp_path / "resnet50.pth"
+    torch.save(torchvision.models.resnet50(weights=None).state_dict(), weights)
+    with pytest.raises(ValueError) as caught:
+        build_resnet("resnet18", weights)
+    assert str(caught.value) == (
+        f"weights {weights} do not fit resnet18: 198 unexpected (first layer1.0.conv3.weight), "
+        f"23 of another shape (first layer1.0.conv1.weight); pass a state dict of a torchvision resnet18")

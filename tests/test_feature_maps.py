@@ -91,10 +91,10 @@ def test_person_shares_give_mean_and_sd_only_over_two_seeds(store):
     summary = share_summary(shares)
     baseline, row4 = summary.iloc[0], summary.iloc[1]
     assert baseline["mean"] == pytest.approx(60.0) and baseline["sd"] == pytest.approx(math.sqrt(200))
-    assert baseline["text"] == "60.0 ± 14.1" and baseline["seeds"] == 2
+    assert baseline["text"] == "60.0\u00a0±\u00a014.1" and baseline["seeds"] == 2
     assert row4["text"] == "40.0" and math.isnan(row4["sd"]) and row4["seeds"] == 1
     table = share_table(summary, [BASELINE, ROW4, ROW7], ["conv1"])
-    assert table["conv1"].tolist() == ["60.0 ± 14.1", "40.0", NOT_STORED, "25.0"]
+    assert table["conv1"].tolist() == ["60.0\u00a0±\u00a014.1", "40.0", NOT_STORED, "25.0"]
     assert table.index[-1] == "person area (mask-blind level)"
     figure = person_share_figure(summary, ["conv1"])
     assert [patch.get_height() for patch in figure.axes[0].patches] == pytest.approx([60.0, 40.0])
@@ -103,7 +103,7 @@ def test_person_shares_give_mean_and_sd_only_over_two_seeds(store):
 
 def test_mean_sd_text_never_shows_a_spread_of_one_value():
     assert mean_sd_text([12.34]) == "12.3"
-    assert mean_sd_text([1.0, 3.0]) == "2.0 ± 1.4"
+    assert mean_sd_text([1.0, 3.0]) == "2.0\u00a0±\u00a01.4"
     assert mean_sd_text([]) == ""
 
 

@@ -18,9 +18,10 @@ from mpm.analysis.masks import (
     iou_summary,
     network_input_size,
     person_box_sizes,
+    typical_image,
 )
 from mpm.masks.pipeline import ExtractedMask
-from mpm.masks.quality import compare_mask_folders
+from mpm.masks.quality import MaskQuality, compare_mask_folders
 
 
 def test_a_padded_market_image_enters_the_network_at_its_own_size():
@@ -94,3 +95,9 @@ def test_person_box_sizes_measure_the_foreground_extent():
     mask[2, 4] = 1
     table = person_box_sizes([mask, torch.zeros(3, 3)])
     assert table.to_dict("records") == [{"height": 3, "width": 3}]
+
+
+def test_the_typical_image_is_closest_to_every_level_median():
+    levels = {0.0: MaskQuality(per_image={"a": 0.99, "b": 0.95, "c": 0.90}, missing=[]),
+              1.0: MaskQuality(per_image={"a": 0.80, "b": 0.70, "c": 0.40}, missing=[])}
+    assert typical_image(levels) == "b"

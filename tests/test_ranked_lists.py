@@ -110,7 +110,7 @@ def test_own_camera_errors_and_the_camera_blind_level(benchmark, runs):
     assert rows.loc[(BASELINE, 1), ["errors", "own-camera errors", "own-camera share (%)"]].tolist() == [2, 2, 100.0]
     assert rows.loc[(FULL, 0), "errors"] == 0 and math.isnan(rows.loc[(FULL, 0), "own-camera share (%)"])
     summary = error_summary(errors).set_index("setting")["own-camera share of top-10 errors (%)"]
-    assert summary.to_dict() == {BASELINE: "75.0 ± 35.4", FULL: "no errors"}
+    assert summary.to_dict() == {BASELINE: "75.0\u00a0±\u00a035.4", FULL: "no errors"}
     # each query's possible errors: 5 other identities × 8 gallery images, 5 × 2 of them in its camera
     assert own_camera_level(splits.query, splits.gallery) == 25.0
 

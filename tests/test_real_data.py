@@ -112,7 +112,7 @@ def test_without_the_dataset_the_chapter_shows_the_papers_table_and_the_commands
     assert text.count("mpm train --profile paper --set dataset=market1501") == 2
     assert f"papermill book/real_data.ipynb real_data-market1501.ipynb -p dataset market1501 -p data_root {absent}" in text
     assert "skipped: no dataset" in text
-    assert "no stored run of the requested rows yet (2 planned)" in text
+    assert "0 of 2 planned runs stored; run the commands above" in text
     assert not (tmp_path / "results").exists()
 
 

@@ -24,9 +24,10 @@ def test_percentages_one_decimal_missing_as_dash_and_booleans_as_words():
 
 
 def test_decimals_can_be_set_per_column_and_multi_level_headers_are_joined():
-    frame = pd.DataFrame([[0.12345, 2.5]], columns=pd.MultiIndex.from_tuples([("IoU", "mean"), ("IoU", "")]))
-    assert book_table(frame, decimals={"IoU mean": 3}).cells.to_dict("list") == {"IoU mean": ["0.123"],
-                                                                                 "IoU": ["2.50"]}
+    frame = pd.DataFrame([[0.12345, 2.5, 0.001]],
+                         columns=pd.MultiIndex.from_tuples([("IoU", "mean"), ("IoU", ""), ("lr", "")]))
+    assert book_table(frame, decimals={"IoU mean": 3, "lr": "g"}).cells.to_dict("list") == {
+        "IoU mean": ["0.123"], "IoU": ["2.50"], "lr": ["0.001"]}
 
 
 def test_mean_and_sd_stay_on_one_line():

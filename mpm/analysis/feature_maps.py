@@ -17,6 +17,7 @@ from matplotlib import cm, colors
 from matplotlib.figure import Figure
 
 from mpm.analysis.plots import to_numpy_image
+from mpm.analysis.tables import mean_sd
 from mpm.runs.studies import results_folder, status_and_record, study_configs, train_command
 
 STUDY = "ablation"
@@ -39,13 +40,14 @@ def layer_title(layer: str, ours: bool = False) -> str:
 
 
 def mean_sd_text(values: Sequence[float], digits: int = 1) -> str:
-    """``"mean ± sd"`` of two or more values (sample sd), the value alone for one, ``""`` for none."""
+    """``"mean ± sd"`` of two or more values (sample sd, written by `mean_sd`, so it never wraps), the
+    value alone for one, ``""`` for none."""
     values = [float(v) for v in values if v is not None and np.isfinite(v)]
     if not values:
         return ""
     if len(values) == 1:
         return f"{values[0]:.{digits}f}"
-    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
+    return mean_sd(float(np.mean(values)), float(np.std(values, ddof=1)), digits)
 
 
 def ablation_runs(settings: Sequence[str], profile_name: str, seeds: Sequence[int],
@@ -155,7 +157,7 @@ def person_share_figure(summary: pd.DataFrame, layers: Sequence[str], settings: 
     axis.set_ylabel("activation energy on person cells (%)")
     axis.set_ylim(0, 100)
     axis.grid(axis="y", alpha=0.3)
-    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return figure
 
 
@@ -200,24 +202,24 @@ def feature_map_figure(queries: Sequence[int], images: Sequence[torch.Tensor], m
         for offset, (title, shown) in enumerate(inputs):
             axis = figure.add_subplot(grid[0, first + offset])
             axis.imshow(shown, cmap="gray" if shown.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
-            axis.set_title(title, fontsize=5, pad=2)
+            axis.set_title(title, fontsize=8, pad=2)
             _bare(axis)
-        figure.axes[-3].set_xlabel(f"query {query}", fontsize=5, labelpad=1)
+        figure.axes[-3].set_xlabel(f"query {query}", fontsize=8, labelpad=1)
         for row, setting in enumerate(settings, start=1):
             heats = [lookup.get((setting, layer, int(query))) for layer in layers]
             for offset, (layer, heat) in enumerate(zip(layers, heats)):
                 axis = figure.add_subplot(grid[row, first + offset])
                 _bare(axis)
                 if row == 1:
-                    axis.set_title(layer_title(layer), fontsize=5, pad=2)
+                    axis.set_title(layer_title(layer), fontsize=8, pad=2)
                 if column == 0 and offset == 0:
-                    axis.set_ylabel(textwrap.fill(setting, 18), fontsize=6, rotation=0, ha="right", va="center")
+                    axis.set_ylabel(textwrap.fill(setting, 18), fontsize=8, rotation=0, ha="right", va="center")
                 if heat is None:
                     axis.set_facecolor("none")
                     for spine in axis.spines.values():
                         spine.set_visible(False)
                     if column == 0 and offset == 0:
-                        axis.text(0.05, 0.5, NOT_STORED, transform=axis.transAxes, fontsize=7, color="0.4")
+                        axis.text(0.05, 0.5, NOT_STORED, transform=axis.transAxes, fontsize=8, color="0.4")
                     continue
                 axis.imshow(grey, cmap="gray", vmin=0, vmax=1, extent=extent)
                 axis.imshow(heat, cmap=HEAT_MAP, norm=norms[layer], alpha=0.75, interpolation="nearest",
@@ -226,6 +228,6 @@ def feature_map_figure(queries: Sequence[int], images: Sequence[torch.Tensor], m
     for index, layer in enumerate(layers):
         axis = figure.add_subplot(bars[0, 2 * index])
         figure.colorbar(cm.ScalarMappable(norms[layer], HEAT_MAP), cax=axis, orientation="horizontal")
-        axis.set_xlabel(f"{layer}: mean |activation|", fontsize=6, labelpad=1)
+        axis.set_xlabel(f"{layer}: mean |activation|", fontsize=8, labelpad=1)
         axis.tick_params(labelsize=5)
     return figure

@@ -109,6 +109,14 @@ def iou_summary(qualities: Mapping[object, MaskQuality], label: str = "mask_qual
     return pd.DataFrame(rows).set_index(label)
 
 
+def typical_image(qualities: Mapping[object, MaskQuality]) -> str:
+    """The image whose IoU is closest to each entry's median IoU (summed over the entries): an
+    example of ``qualities`` that shows the middle of each level, not one of its tails."""
+    keys = sorted(set.intersection(*(set(quality.per_image) for quality in qualities.values())))
+    medians = {level: np.median(list(quality.per_image.values())) for level, quality in qualities.items()}
+    return min(keys, key=lambda key: sum(abs(q.per_image[key] - medians[level]) for level, q in qualities.items()))
+
+
 def extract_and_compare(extractor: Extractor, records: Sequence[ImageRecord], true_masks_dir: str | os.PathLike,
                         out_dir: str | os.PathLike, *, batch_size: int = 8) -> tuple[RunReport, MaskQuality]:
     """Extract masks of ``records`` into ``out_dir`` (resumable, as ``mpm masks`` does) and compare

@@ -85,7 +85,7 @@ def curves(table: pd.DataFrame, x: str, y: Sequence[str], hue: str | None = None
         axis.set_ylabel(ylabel)
         axis.set_title(column if title is None else f"{title}: {column}", fontsize=10)
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=7)
+        axis.legend(fontsize=8)
     figure.tight_layout()
     return figure
 
@@ -109,19 +109,24 @@ def bars(values: Mapping[str, float], errors: Mapping[str, float] | None = None,
 
 
 def image_with_boxes(image: torch.Tensor | np.ndarray, boxes: Sequence[tuple[str, Sequence[float]]],
-                     title: str | None = None, size: tuple[float, float] = (3.2, 6.0)) -> Figure:
-    """An image with labelled rectangles drawn on it; ``boxes`` holds ``(label, (x0, y0, x1, y1))``."""
+                     title: str | None = None, size: tuple[float, float] = (6.0, 4.0),
+                     view: Sequence[float] | None = None) -> Figure:
+    """An image with labelled rectangles drawn on it, the legend right of it; ``boxes`` holds
+    ``(label, (x0, y0, x1, y1))``, ``view`` (x0, y0, x1, y1) the part of the image shown."""
     figure, axis = plt.subplots(figsize=size)
     axis.imshow(to_numpy_image(image), interpolation="nearest")
     for index, (label, (x0, y0, x1, y1)) in enumerate(boxes):
         colour = f"C{index % 10}"
         axis.add_patch(plt.Rectangle((float(x0), float(y0)), float(x1 - x0), float(y1 - y0),
-                                     fill=False, edgecolor=colour, linewidth=1.2, label=label))
-    axis.legend(fontsize=7, loc="lower right")
+                                     fill=False, edgecolor=colour, linewidth=1.5, label=label))
+    if view is not None:
+        axis.set_xlim(view[0], view[2])
+        axis.set_ylim(view[3], view[1])
+    axis.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     axis.set_xticks([])
     axis.set_yticks([])
     if title:
-        axis.set_title(title, fontsize=9)
+        axis.set_title(title, fontsize=10)
     figure.tight_layout()
     return figure
 
@@ -135,7 +140,7 @@ def _legend_proxies(axis: plt.Axes, interval_colour: str, with_sd: bool, outside
         handles.append(plt.Line2D([], [], color="black", linewidth=1.0, marker="|", markersize=8))
         labels.append("± 1 sd over seeds (≥ 2 seeds)")
     placement = dict(loc="upper left", bbox_to_anchor=(1.01, 1.0)) if outside else {}
-    axis.legend(handles, labels, fontsize=7, **placement)
+    axis.legend(handles, labels, fontsize=8, **placement)
 
 
 def legend_below(figure: Figure, columns: int = 3) -> None:
@@ -146,7 +151,7 @@ def legend_below(figure: Figure, columns: int = 3) -> None:
         if axis.get_legend() is not None:
             axis.get_legend().remove()
     rows = -(-len(labels) // columns)
-    figure.legend(handles, labels, loc="lower center", ncol=columns, fontsize=7, frameon=False)
+    figure.legend(handles, labels, loc="lower center", ncol=columns, fontsize=8, frameon=False)
     figure.tight_layout(rect=(0, 0.045 * rows + 0.02, 1, 1))
 
 
@@ -165,7 +170,7 @@ def interval_bars(stats: pd.DataFrame, xlabel: str, title: str | None = None,
         axis.errorbar(stats["mean"][spread], rows[spread], xerr=stats["sd"][spread], **SD_STYLE)
     right = np.nanmax(stats[["mean", "high"]].to_numpy()) if len(stats) else 0
     for row, (seeds, end) in enumerate(zip(stats["seeds"], stats[["mean", "high"]].max(axis=1))):
-        axis.text(end + 0.01 * right, row, f"{seeds} seed{'s' if seeds > 1 else ''}", va="center", fontsize=7)
+        axis.text(end + 0.01 * right, row, f"{seeds} seed{'s' if seeds > 1 else ''}", va="center", fontsize=8)
     for index, (name, value) in enumerate((references or {}).items()):
         axis.axvline(value, color=f"C{index + 4}", linestyle=":", label=name)
     axis.set_yticks(rows, labels, fontsize=8)

@@ -114,14 +114,14 @@ def ranked_list_figure(top: pd.DataFrame, settings: Sequence[str], queries: Sequ
                 axis.set_yticks([])
                 if rank == 0:
                     record = query_records[query]
-                    axis.set_ylabel(textwrap.fill(setting, 16), fontsize=6, rotation=0, ha="right", va="center")
-                    axis.set_title(f"query {query}" if offset == 0 else "", fontsize=6)
+                    axis.set_ylabel(textwrap.fill(setting, 16), fontsize=8, rotation=0, ha="right", va="center")
+                    axis.set_title(f"query {query}" if offset == 0 else "", fontsize=8)
                     if setting not in stored:
-                        axis.text(1.2, 0.5, NOT_STORED, transform=axis.transAxes, fontsize=7, color="0.4",
+                        axis.text(1.2, 0.5, NOT_STORED, transform=axis.transAxes, fontsize=8, color="0.4",
                                   in_layout=False)
                 else:
                     if offset == 0 and block == 0:
-                        axis.set_title(f"rank {rank}", fontsize=6)
+                        axis.set_title(f"rank {rank}", fontsize=8)
                     item = lists.get((setting, query, rank))
                     if item is None:
                         axis.axis("off")
@@ -132,7 +132,7 @@ def ranked_list_figure(top: pd.DataFrame, settings: Sequence[str], queries: Sequ
                         spine.set_linewidth(3)
                 axis.imshow(to_numpy_image(read_image(record.path)), interpolation="nearest")
                 own = rank > 0 and record.camid == query_records[query].camid
-                axis.set_xlabel(_label(record), fontsize=5, labelpad=1, fontweight="bold" if own else "normal")
+                axis.set_xlabel(_label(record), fontsize=8, labelpad=1, fontweight="bold" if own else "normal")
     return figure
 
 
@@ -181,12 +181,12 @@ def own_camera_figure(errors: pd.DataFrame, level: float, settings: Sequence[str
     axis.barh(range(len(shown)), rows["mean"], xerr=rows["std"].where(rows["size"] > 1).to_numpy(),
               capsize=2, color="C3")
     axis.axvline(level, color="black", linestyle="--", label=f"camera-blind level ({level:.1f} %)")
-    axis.set_yticks(range(len(shown)), shown, fontsize=7)
+    axis.set_yticks(range(len(shown)), shown, fontsize=8)
     axis.invert_yaxis()
     axis.set_xlim(0, 100)
     axis.set_xlabel("top-10 errors filmed by the query's camera (%)")
     axis.grid(axis="x", alpha=0.3)
-    axis.legend(fontsize=7, loc="lower right")
+    axis.legend(fontsize=8, loc="lower right")
     return figure
 
 
@@ -239,6 +239,6 @@ def cmc_figure(table: pd.DataFrame, panels: Mapping[str, Sequence[str]]) -> Figu
         axis.set_title(title, fontsize=9)
         axis.grid(alpha=0.3, which="both")
         if axis.lines:
-            axis.legend(fontsize=6, loc="upper left")
+            axis.legend(fontsize=8, loc="upper left")
     axes[0][0].set_ylabel("matching rate at rank ≤ k (%)")
     return figure

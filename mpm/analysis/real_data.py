@@ -294,18 +294,20 @@ def paper_figures(dataset: str, row: str, mode: str) -> tuple[float, float]:
 
 
 def _mean_percent(records: Sequence[RunRecord], mode: str, key: str) -> float:
-    """The mean over ``records`` of score ``key`` in ``mode``, in % (NaN where a record lacks it)."""
+    """The mean over ``records`` of score ``key`` in ``mode``, in % (NaN where a record lacks it or
+    there is no record)."""
+    if not records:
+        return math.nan
     return 100 * sum(record.metrics["results"].get(mode, {}).get(key, math.nan) for record in records) / len(records)
 
 
 def comparison_table(results: Sequence[RowResult], dataset: str) -> pd.DataFrame:
     """Per row and mode: our Rank-1 and mAP in both AP forms (%, mean over the stored seeds), the
-    paper's figures and our difference from them (ours − paper). Rows without a record are left out."""
+    paper's figures and our difference from them (ours − paper). A row without a stored record
+    keeps the paper's figures, with 0 seeds and ours missing (NaN)."""
     lines = []
     for row in dict.fromkeys(result.planned.setting.label for result in results):
         records = [r.record for r in results if r.planned.setting.label == row and r.record is not None]
-        if not records:
-            continue
         for mode in MODES:
             paper_r1, paper_map = paper_figures(dataset, row, mode)
             rank1, mean_ap, trapezoid = (_mean_percent(records, mode, key) for key in ("R1", "mAP", "mAP_trapezoid"))

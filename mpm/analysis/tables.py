@@ -69,8 +69,9 @@ def column_name(key: object) -> str:
     return str(key)
 
 
-def format_column(values: pd.Series, header: str, decimals: int | None = None) -> list[str]:
-    """The cells of one column as text, by the book's rules (see the module docstring)."""
+def format_column(values: pd.Series, header: str, decimals: int | str | None = None) -> list[str]:
+    """The cells of one column as text, by the book's rules (see the module docstring); ``decimals``
+    overrides them with a number of decimals or a format spec such as ``"g"``."""
     if types.is_bool_dtype(values):
         return ["yes" if v else "no" for v in values]
     if not types.is_numeric_dtype(values):
@@ -79,11 +80,13 @@ def format_column(values: pd.Series, header: str, decimals: int | None = None) -
     if decimals is None:
         whole = types.is_integer_dtype(values) or bool((present == present.round()).all())
         decimals = 1 if "%" in header else 0 if whole else DECIMALS
-    return [MISSING if _missing(v) else f"{v:.{decimals}f}" for v in values]
+    spec = decimals if isinstance(decimals, str) else f".{decimals}f"
+    return [MISSING if _missing(v) else f"{v:{spec}}" for v in values]
 
 
-def book_table(frame: pd.DataFrame | pd.Series, decimals: Mapping[str, int] | None = None) -> Table:
-    """``frame`` in the book's table style; ``decimals`` overrides the decimals of named columns."""
+def book_table(frame: pd.DataFrame | pd.Series, decimals: Mapping[str, int | str] | None = None) -> Table:
+    """``frame`` in the book's table style; ``decimals`` overrides the format of named columns
+    (a number of decimals, or a format spec such as ``"g"``)."""
     if isinstance(frame, pd.Series):
         frame = frame.to_frame()
     if not isinstance(frame.index, pd.RangeIndex) or frame.index.name is not None:

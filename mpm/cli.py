@@ -6,7 +6,8 @@ command touches no other file.
 
 A problem the user can fix (a bad value, a missing or damaged file, a busy run) is reported as one
 line, ``mpm <command>: error: ...`` naming the file, the value and the fix, with exit status 2;
-``mpm --debug <command>`` shows the traceback instead. Warnings print as one line each.
+``mpm --debug <command>`` shows the traceback instead. Warnings print as one line each. Ctrl-C is one
+line too (for training: the epoch a rerun of the same command resumes from), with exit status 130.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from mpm.runs.lock import RunLocked
 USER_ERRORS = (ValueError, OSError, RunLocked)
 """Exceptions that describe a problem with the command's input or environment, not a bug."""
 ERROR_STATUS = 2
+INTERRUPTED_STATUS = 130
+"""128 + SIGINT, as a shell reports a command stopped by Ctrl-C."""
 
 
 def _command_modules() -> dict[str, object]:
@@ -88,3 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise
             print(f"mpm {args.command}: error: {one_line(error)}", file=sys.stderr)
             return ERROR_STATUS
+        except KeyboardInterrupt as interrupt:
+            if args.debug:
+                raise
+            print(f"mpm {args.command}: {str(interrupt) or 'interrupted'}", file=sys.stderr)
+            return INTERRUPTED_STATUS

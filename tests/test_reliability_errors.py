@@ -5,6 +5,12 @@ folder, the exit status, the refusal or the correct result."""
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +18,10 @@ import torch
 import torchvision
 
 from mpm.cli import main
+from mpm.runs import experiments
+from mpm.runs.checkpoints import checkpoint_path, list_checkpoints
+from mpm.runs.experiments import resume_point
+from mpm.runs.paths import checkpoint_dir
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -90,3 +100,49 @@ def test_row5_backbone_weights_of_another_resnet_are_named(tmp_path):
     assert str(caught.value) == (
         f"weights {weights} do not fit resnet18: 198 unexpected (first layer1.0.conv3.weight), "
         f"23 of another shape (first layer1.0.conv1.weight); pass a state dict of a torchvision resnet18")
+
+
+def _train_command(config_root: Path, tmp_path: Path) -> list[str]:
+    return ["train", "--profile", "smoke", "--set", f"root={config_root}", "--results", str(tmp_path / "runs"),
+            "--cache", str(tmp_path / "cache"), "--no-progress"]
+
+
+def test_row6_ctrl_c_in_train_is_one_line_exit_130_and_the_rerun_resumes(smoke, benchmark, tmp_path):
+    folder = checkpoint_dir(smoke, tmp_path / "cache")
+    command = [sys.executable, "-m", "mpm", *_train_command(benchmark, tmp_path)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 300
+    while not list_checkpoints(folder) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130
+    where = resume_point(smoke, folder)
+    assert re.fullmatch(r"epoch \d of stage [12]", where)
+    assert err.strip().splitlines() == [f"mpm train: interrupted; rerun the same command to resume from {where}"]
+    assert main(_train_command(benchmark, tmp_path)) == 0  # the lock was released
+
+
+def test_row6_ctrl_c_in_study_is_one_line_and_exit_130(tmp_path, monkeypatch, capsys):
+    def pressed_ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiments, "_train", pressed_ctrl_c)
+    monkeypatch.setattr(experiments, "default_cache_root", lambda: tmp_path / "cache")
+    code = main(["study", "ablation", "--profile", "smoke", "--seeds", "0", "--max-runs", "1",
+                 "--results", str(tmp_path / "runs")])
+    assert code == 130
+    assert capsys.readouterr().err.splitlines() == [
+        "mpm study: interrupted; rerun the same command to resume from epoch 1 of stage 1"]
+
+
+def test_row6_the_resume_point_follows_the_newest_checkpoint(smoke, tmp_path):
+    epochs = [stage.epochs for stage in smoke.stages()]
+    assert resume_point(smoke, tmp_path) == "epoch 1 of stage 1"
+    checkpoint_path(tmp_path, 1, 1).touch()
+    assert resume_point(smoke, tmp_path) == "epoch 2 of stage 1"
+    checkpoint_path(tmp_path, 1, epochs[0]).touch()
+    assert resume_point(smoke, tmp_path) == "epoch 1 of stage 2"
+    checkpoint_path(tmp_path, 3, epochs[2]).touch()
+    assert resume_point(smoke, tmp_path) == "the evaluation"

@@ -13,12 +13,14 @@ from __future__ import annotations
 import os
 import shutil
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from mpm.config import UNHASHED_FIELDS, ExperimentConfig
 from mpm.io import ensure_writable
-from mpm.runs.checkpoints import outlived_by_final, remove_epoch_checkpoints
+from mpm.runs.checkpoints import list_checkpoints, outlived_by_final, remove_epoch_checkpoints
 from mpm.runs.lock import is_held, run_lock
 from mpm.runs.paths import (
     checkpoint_dir,
@@ -53,6 +55,33 @@ def _warn_if_other_data(record: RunRecord, config: ExperimentConfig) -> None:
         warnings.warn(f"{record.path} was made on data with sha256 {stored}, but the data at "
                       f"{dataset_root(config)} has sha256 {here}; pass force=True (--force) to retrain on it",
                       stacklevel=3)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped by Ctrl-C; the message says where a rerun of the same command resumes."""
+
+
+def resume_point(config: ExperimentConfig, folder: Path) -> str:
+    """Where a rerun of ``config`` resumes from the epoch checkpoints in ``folder``: ``epoch 2 of
+    stage 1`` (epochs counted from 1), or ``the evaluation`` once every epoch is trained."""
+    found = list_checkpoints(folder)
+    stage, done = (found[-1][0], found[-1][1]) if found else (1, 0)
+    epochs = [stage_config.epochs for stage_config in config.stages()]
+    if done >= epochs[stage - 1]:
+        if stage == len(epochs):
+            return "the evaluation"
+        stage, done = stage + 1, 0
+    return f"epoch {done + 1} of stage {stage}"
+
+
+@contextmanager
+def _resumable(config: ExperimentConfig, cache: Path) -> Iterator[None]:
+    """Turn Ctrl-C into `Interrupted`, whose message names where a rerun resumes."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        where = resume_point(config, checkpoint_dir(config, cache))
+        raise Interrupted(f"interrupted; rerun the same command to resume from {where}") from None
 
 
 class RecordMismatch(ValueError):
@@ -141,7 +170,8 @@ def run(
     sha256) is served with a warning. Before training, the results and cache folders must be
     writable and every image and mask the run reads must decode (`mpm.data.check`, cached). While it
     trains, a lock file in the cache folder keeps a second process from training the same config
-    (`RunLocked`). ``on_step`` (a `mpm.runs.trainer.StepHook`) is called after every optimizer step.
+    (`RunLocked`); Ctrl-C releases it and raises `Interrupted`. ``on_step`` (a
+    `mpm.runs.trainer.StepHook`) is called after every optimizer step.
     Under ``torchrun`` every process calls this; rank 0 evaluates and writes, all return the record.
     """
     results = Path(results_root or default_results_root())
@@ -155,7 +185,7 @@ def run(
     folder = results / config.run_name
     if int(os.environ.get("RANK", "0")) != 0:
         return _train(config, force, folder, cache, progress, on_step)
-    with run_lock(cache, config):
+    with _resumable(config, cache), run_lock(cache, config):
         if not force:
             record = _stored_record(config, results, cache, warn=False)  # stored by another process meanwhile
             if record is not None:

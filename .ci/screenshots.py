@@ -51,7 +51,7 @@ PAGE_CHECK = r"""
     const right = article.getBoundingClientRect().right + 1;
     const clipped = new Set();
     for (const el of article.querySelectorAll("*")) {
-      if (el.closest("div.book-table") || el.getClientRects().length === 0) continue;
+      if (el.closest("div.book-table, span.math, div.math, mjx-container") || el.getClientRects().length === 0) continue;
       const parent = el.parentElement;
       if (parent && parent !== article && clipped.has(parent)) { clipped.add(el); continue; }
       if (clipsX(el) && el.scrollWidth > el.clientWidth + 1) {

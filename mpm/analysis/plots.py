@@ -1,4 +1,4 @@
-"""Figure helpers the book's chapters share (matplotlib only; seaborn styling where it helps)."""
+"""Figure helpers the book's chapters share (matplotlib; seaborn for per-seed scores)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
@@ -250,5 +251,30 @@ def loss_curves(frame: pd.DataFrame, x: str, y: str, hue: str, ylabel: str, xlab
         handles.append(plt.Line2D([], [], color="black", linewidth=1.0, marker="|", markersize=8))
         labels.append("± 1 sd over seeds (≥ 2 seeds)")
     axis.legend(handles, labels, fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
+def seed_scores(table: pd.DataFrame, column: str, ylabel: str, title: str | None = None) -> Figure:
+    """Each stored seed's ``column`` per setting of a `runs_table` (one dot per seed, side by side)
+    beside the setting's mean over those seeds (a black bar), settings in the table's order."""
+    stored = table[table["stored"]]
+    order = list(dict.fromkeys(stored["setting"]))
+    with sns.axes_style("whitegrid"):
+        figure, axis = plt.subplots(figsize=(FULL_WIDTH, 3.4))
+        sns.stripplot(data=stored, x="setting", y=column, hue="seed", order=order, dodge=True, jitter=False,
+                      size=7, palette="colorblind", ax=axis)
+        sns.pointplot(data=stored, x="setting", y=column, order=order, errorbar=None, linestyle="none",
+                      marker="_", markersize=30, markeredgewidth=2.5, color="black", ax=axis)
+    handles, labels = axis.get_legend_handles_labels()
+    handles.append(plt.Line2D([], [], color="black", linestyle="none", marker="_", markersize=14,
+                              markeredgewidth=2.5))
+    labels = [f"seed {label}" for label in labels] + ["mean over seeds"]
+    axis.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    axis.set_xlabel("")
+    axis.set_ylabel(ylabel)
+    axis.tick_params(labelsize=8)
+    if title:
+        axis.set_title(title, fontsize=10)
     figure.tight_layout()
     return figure

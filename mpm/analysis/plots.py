@@ -250,7 +250,7 @@ def loss_curves(frame: pd.DataFrame, x: str, y: str, hue: str, ylabel: str, xlab
     if with_sd:
         handles.append(plt.Line2D([], [], color="black", linewidth=1.0, marker="|", markersize=8))
         labels.append("± 1 sd over seeds (≥ 2 seeds)")
-    axis.legend(handles, labels, fontsize=7)
+    axis.legend(handles, labels, fontsize=8)
     figure.tight_layout()
     return figure
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -146,3 +147,23 @@ def test_row6_the_resume_point_follows_the_newest_checkpoint(smoke, tmp_path):
     assert resume_point(smoke, tmp_path) == "epoch 1 of stage 2"
     checkpoint_path(tmp_path, 3, epochs[2]).touch()
     assert resume_point(smoke, tmp_path) == "the evaluation"
+
+
+def test_row10_synth_force_refuses_a_benchmark_holding_the_users_files_and_lists_them(tmp_path, capsys):
+    out = tmp_path / "bench"
+    options = ["synth", "--out", str(out), "--identities", "2", "--distractors", "0", "--junk", "0"]
+    assert main(options) == 0
+    capsys.readouterr()
+    (out / "notes.txt").write_text("mine\n")
+    (out / "masks" / "query" / "0999_c1s1_000001_00.png").write_bytes(b"mine")
+    (out / "extra").mkdir()
+    (out / "extra" / "labels.csv").write_text("mine\n")
+    before = sorted(path.relative_to(out) for path in out.rglob("*"))
+    line = error_line(capsys, main([*options, "--force"]))
+    assert line == (f"mpm synth: error: {out} holds 3 file(s) mpm synth did not write (extra/labels.csv, "
+                    f"masks/query/0999_c1s1_000001_00.png, notes.txt), so --force does not replace it: move them "
+                    f"out of {out}, or choose another --out")
+    assert sorted(path.relative_to(out) for path in out.rglob("*")) == before
+    for added in ("notes.txt", "masks/query/0999_c1s1_000001_00.png", "extra"):
+        shutil.rmtree(out / added) if (out / added).is_dir() else (out / added).unlink()
+    assert main([*options, "--force"]) == 0  # its own files only: replaced

@@ -376,8 +376,12 @@ def test_a_non_empty_output_is_refused_unless_forced_and_its_own(tmp_path):
     (out / "keep.txt").unlink()
     generate_benchmark(out, tiny(train_identities=2, test_identities=2))
     (out / "extra.txt").write_text("left by mpm masks --output")
+    with pytest.raises(FileExistsError, match=r"holds 1 file\(s\) mpm synth did not write \(extra\.txt\)"):
+        generate_benchmark(out, tiny(train_identities=2, test_identities=2, seed=8), force=True)
+    assert (out / "extra.txt").read_text() == "left by mpm masks --output"
+    (out / "extra.txt").unlink()
     generate_benchmark(out, tiny(train_identities=2, test_identities=2, seed=8), force=True)
-    assert not (out / "extra.txt").exists() and json.loads((out / "meta.json").read_text())["seed"] == 8
+    assert json.loads((out / "meta.json").read_text())["seed"] == 8
     assert [p.name for p in tmp_path.iterdir()] == ["bench"]
 
 

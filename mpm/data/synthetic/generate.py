@@ -18,7 +18,9 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +59,9 @@ __all__ = ["SynthConfig", "World", "Frame", "build_world", "render_frame", "gene
 
 #: Box number of hand-drawn boxes (query, gt_bbox) and of detector boxes (train, gallery).
 HAND_BOX, DETECTOR_BOX = 0, 1
+META_NAME = "meta.json"
+FOREIGN_SHOWN = 10
+"""Files a refused ``--force`` names; the rest are counted."""
 
 
 @dataclass(frozen=True)
@@ -256,51 +261,48 @@ def _write_frame(root: Path, folder: str, name: ImageName, frame: Frame, quality
     )
 
 
+def planned_frames(world: World) -> Iterator[tuple[str, ImageName, Callable[[], Frame]]]:
+    """Every image of ``world`` in writing order: its folder, its name and how to render it."""
+    for tracklet in world.tracklets:
+        for index in range(tracklet.length):
+            frame_number = tracklet.frame_number(index)
+            if not tracklet.test:
+                folder, box = TRAIN_FOLDER, DETECTOR_BOX
+            elif index == tracklet.query_index:
+                folder, box = QUERY_FOLDER, HAND_BOX
+            else:
+                folder, box = GALLERY_FOLDER, DETECTOR_BOX
+            name = ImageName(tracklet.pid, tracklet.camera, frame_number, box)
+            yield folder, name, partial(render_frame, world, tracklet, index)
+            if tracklet.test:
+                aligned = ImageName(tracklet.pid, tracklet.camera, frame_number, HAND_BOX)
+                yield GT_BBOX_FOLDER, aligned, partial(render_frame, world, tracklet, index, aligned=True)
+    for extra in plan_extras(world.config):
+        yield GALLERY_FOLDER, extra.name, partial(render_extra, world, extra)
+
+
+def written_files(world: World) -> set[str]:
+    """The path of every file the benchmark of ``world`` holds, relative to its root."""
+    files = {META_NAME}
+    for folder, name, _ in planned_frames(world):
+        files.update({f"{folder}/{name.stem}.jpg", f"masks/{folder}/{name.stem}.png",
+                      f"true_masks/{folder}/{name.stem}.png"})
+    return files
+
+
 def write_benchmark(world: World, root: Path) -> dict[str, int]:
     """Render and write every image of ``world`` into the staging folder ``root``.
 
     Returns the number of images per folder. ``root`` must be private to this call (see
     ``generate_benchmark``): files are written directly and the folder is renamed afterwards.
     """
-    config = world.config
     counts = dict.fromkeys(FOLDERS, 0)
     for folder in FOLDERS:
         for parent in (root, root / "masks", root / "true_masks"):
             (parent / folder).mkdir(parents=True, exist_ok=True)
-    for tracklet in world.tracklets:
-        for index in range(tracklet.length):
-            frame_number = tracklet.frame_number(index)
-            frame = render_frame(world, tracklet, index)
-            if not tracklet.test:
-                folders = [(TRAIN_FOLDER, DETECTOR_BOX)]
-            elif index == tracklet.query_index:
-                folders = [(QUERY_FOLDER, HAND_BOX)]
-            else:
-                folders = [(GALLERY_FOLDER, DETECTOR_BOX)]
-            for folder, box in folders:
-                _write_frame(
-                    root,
-                    folder,
-                    ImageName(tracklet.pid, tracklet.camera, frame_number, box),
-                    frame,
-                    config.jpeg_quality,
-                )
-                counts[folder] += 1
-            if tracklet.test:
-                aligned = render_frame(world, tracklet, index, aligned=True)
-                _write_frame(
-                    root,
-                    GT_BBOX_FOLDER,
-                    ImageName(tracklet.pid, tracklet.camera, frame_number, HAND_BOX),
-                    aligned,
-                    config.jpeg_quality,
-                )
-                counts[GT_BBOX_FOLDER] += 1
-    for extra in plan_extras(config):
-        _write_frame(
-            root, GALLERY_FOLDER, extra.name, render_extra(world, extra), config.jpeg_quality
-        )
-        counts[GALLERY_FOLDER] += 1
+    for folder, name, render in planned_frames(world):
+        _write_frame(root, folder, name, render(), world.config.jpeg_quality)
+        counts[folder] += 1
     return counts
 
 
@@ -331,11 +333,30 @@ def benchmark_meta(world: World, counts: dict[str, int]) -> dict:
 
 def is_generated_benchmark(folder: Path) -> bool:
     """Whether ``folder`` holds a benchmark written by this generator (its ``meta.json`` says so)."""
+    return _generator_meta(folder) is not None
+
+
+def _generator_meta(folder: Path) -> dict | None:
+    """The ``meta.json`` of ``folder`` when this generator wrote it, else None."""
     try:
-        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        meta = json.loads((folder / META_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
-    return isinstance(meta, dict) and meta.get("generator") == "mpm.data.synthetic"
+        return None
+    return meta if isinstance(meta, dict) and meta.get("generator") == "mpm.data.synthetic" else None
+
+
+def foreign_files(folder: Path) -> list[str]:
+    """The files under ``folder``, a benchmark this generator wrote, that it did not write (sorted,
+    relative to ``folder``); every file when its ``meta.json`` names no config this version can rebuild."""
+    present = sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*") if not path.is_dir())
+    meta = _generator_meta(folder) or {}
+    try:
+        config = SynthConfig(**{key: tuple(value) if isinstance(value, list) else value
+                                for key, value in meta.get("config", {}).items()})
+    except (TypeError, ValueError):
+        return present
+    expected = written_files(build_world(config))
+    return [path for path in present if path not in expected]
 
 
 def generate_benchmark(
@@ -345,7 +366,8 @@ def generate_benchmark(
 
     The whole tree is written to a temporary sibling folder and renamed into place, so a reader
     never sees half a dataset. A non-empty ``out_dir`` is refused unless ``force``, and even then
-    unless it is a benchmark this generator wrote (its own ``meta.json``).
+    unless it is a benchmark this generator wrote (its own ``meta.json``) holding no file it did not
+    write (`foreign_files`).
     """
     config = config or SynthConfig()
     out = Path(out_dir)
@@ -361,12 +383,20 @@ def generate_benchmark(
                 f"{out} holds data that mpm synth did not write (no meta.json of its own), so --force "
                 f"does not replace it: choose another --out, or empty {out} yourself"
             )
+        foreign = foreign_files(out)
+        if foreign:
+            shown = ", ".join(foreign[:FOREIGN_SHOWN]) + (f" and {len(foreign) - FOREIGN_SHOWN} more"
+                                                          if len(foreign) > FOREIGN_SHOWN else "")
+            raise FileExistsError(
+                f"{out} holds {len(foreign)} file(s) mpm synth did not write ({shown}), so --force does not "
+                f"replace it: move them out of {out}, or choose another --out"
+            )
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         world = build_world(config)
         counts = write_benchmark(world, staging)
-        write_json_atomic(staging / "meta.json", benchmark_meta(world, counts))
+        write_json_atomic(staging / META_NAME, benchmark_meta(world, counts))
         _swap_into_place(staging, out)
     finally:
         if staging.exists():

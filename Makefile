@@ -58,3 +58,23 @@ screenshots: book
 
 clean-book:
 	rm -rf _build
+
+.PHONY: lab lab-check
+
+# The chapters name their kernel "Python 3"; ipykernel's own spec says "Python 3 (ipykernel)", and
+# JupyterLab would write that name into every chapter it opens (.md included) at its first autosave.
+LAB_KERNEL := $(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3"
+
+# JupyterLab on the book, jupytext's pairing active (jupytext.toml): open a chapter's .ipynb.
+lab: $(STAMP) $(BENCHMARK)
+	$(LAB_KERNEL)
+	$(BIN)/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/book --ServerApp.allow_root=True
+
+# One chapter opened through JupyterLab in headless Chromium (installed from Debian when missing):
+# fails unless every cell, table and figure is shown, with its kernel idle and nothing modified;
+# the screenshot lands in _build/lab/. Outside `make test`.
+LAB_CHAPTER ?= part_counts
+lab-check: $(STAMP)
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	$(LAB_KERNEL)
+	$(BIN)/python .ci/lab_check.py book/$(LAB_CHAPTER).ipynb _build/lab/$(LAB_CHAPTER).png

@@ -4,6 +4,7 @@ are read here too, always with ``weights_only=True``, and a bad one is one line 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pickle
@@ -16,6 +17,11 @@ from typing import Any
 
 FILE_MODE = 0o644
 FOLDER_MODE = 0o755
+FULL_DISK = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+NO_PERMISSION = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+WRITE_ERRORS = FULL_DISK | NO_PERMISSION
+STAGING_SUFFIX = ".staging"
+"""Hidden folders ending so are private to a writer and renamed into place when complete."""
 
 
 def make_folder(path: str | os.PathLike) -> Path:
@@ -48,23 +54,45 @@ def ensure_writable(folder: str | os.PathLike, what: str, option: str) -> Path:
     return folder
 
 
+def naming_folder(error: OSError, path: Path) -> OSError:
+    """A full disk or a permission error (`WRITE_ERRORS`) met writing ``path``, as the same kind of
+    error whose one-line message names the folder (above a private staging folder) and the fix."""
+    folder = path.parent
+    while folder.name.startswith(".") and folder.name.endswith(STAGING_SUFFIX):
+        folder = folder.parent
+    fix = "free space there" if error.errno in FULL_DISK else "fix its permissions"
+    named = type(error)(f"cannot write {path.name} in {folder} ({error.strerror or error}); {fix} or "
+                        f"choose another folder")
+    named.errno = error.errno
+    return named
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
 
     On an exception the temporary file is removed and ``path`` keeps its old content. The file
     lands with mode 0644 (readable by all, as a committed result should be); missing folders are
-    created 0755.
+    created 0755. A full disk or a permission error names the folder (`naming_folder`).
     """
     target = Path(path)
-    make_folder(target.parent)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        make_folder(target.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as error:
+        if error.errno in WRITE_ERRORS:
+            raise naming_folder(error, target) from None
+        raise
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
         tmp.chmod(FILE_MODE)
         os.replace(tmp, target)
+    except OSError as error:
+        if error.errno in WRITE_ERRORS:
+            raise naming_folder(error, target) from None
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -91,8 +119,8 @@ def save_torch_atomic(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` to ``path`` atomically."""
     import torch
 
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as file:
+        torch.save(obj, file)  # a file object: a full disk is an OSError, not torch's RuntimeError
 
 
 def read_weights(path: str | os.PathLike, expected: str) -> Any:

@@ -5,12 +5,14 @@ folder, the exit status, the refusal or the correct result."""
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,11 +20,14 @@ import pytest
 import torch
 import torchvision
 
-from mpm.cli import main
+from mpm.cli import main, one_line
+from mpm.io import save_torch_atomic
+from mpm.masks.runner import write_mask
 from mpm.runs import experiments
 from mpm.runs.checkpoints import checkpoint_path, list_checkpoints
 from mpm.runs.experiments import resume_point
 from mpm.runs.paths import checkpoint_dir
+from mpm.runs.store import write_record
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -167,3 +172,56 @@ def test_row10_synth_force_refuses_a_benchmark_holding_the_users_files_and_lists
     for added in ("notes.txt", "masks/query/0999_c1s1_000001_00.png", "extra"):
         shutil.rmtree(out / added) if (out / added).is_dir() else (out / added).unlink()
     assert main([*options, "--force"]) == 0  # its own files only: replaced
+
+
+def _disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_row8_a_full_disk_while_a_record_is_written_names_the_results_folder(smoke, tmp_path, monkeypatch):
+    results = tmp_path / "results"
+    write_record(results, smoke, {"results": {}}, [], {}, "query\n", {})
+    before = {path.name: path.read_bytes() for path in (results / smoke.run_name).iterdir()}
+    monkeypatch.setattr(Path, "write_bytes", _disk_full)
+    with pytest.raises(OSError) as caught:
+        write_record(results, smoke, {"results": {"SQ": {}}}, [], {}, "query\n", {})
+    assert caught.value.errno == errno.ENOSPC
+    assert one_line(caught.value) == (f"cannot write config.yaml in {results} (No space left on device); "
+                                       f"free space there or choose another folder")
+    monkeypatch.undo()
+    assert {path.name: path.read_bytes() for path in (results / smoke.run_name).iterdir()} == before
+
+
+def test_row8_a_full_disk_while_a_checkpoint_is_written_names_the_checkpoint_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "cache" / "abc"
+    monkeypatch.setattr(torch, "save", _disk_full)
+    with pytest.raises(OSError) as caught:
+        save_torch_atomic({"model": {}}, folder / "stage1-epoch001.pt")
+    assert one_line(caught.value) == (f"cannot write stage1-epoch001.pt in {folder} (No space left on device); "
+                                       f"free space there or choose another folder")
+    assert list(folder.iterdir()) == []
+
+
+def test_row8_a_mask_folder_without_permission_is_named(tmp_path, monkeypatch):
+    def refused(*args, **kwargs):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    path = tmp_path / "masks" / "query" / "0001_c1s1_000001_00.png"
+    with pytest.raises(PermissionError) as caught:
+        write_mask(path, torch.ones(4, 2, dtype=torch.bool))
+    assert one_line(caught.value) == (f"cannot write 0001_c1s1_000001_00.png in {path.parent} (Permission denied); "
+                                       f"fix its permissions or choose another folder")
+
+
+def test_row8_mpm_masks_prints_the_named_folder(benchmark, tmp_path, monkeypatch, capsys):
+    def refused(*args, **kwargs):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    output = tmp_path / "masks"
+    code = main(["masks", "--root", str(benchmark), "--random-init", "--splits", "query", "--batch-size", "1",
+                 "--max-detections", "1", "--device", "cpu", "--output", str(output), "--no-progress"])
+    line = error_line(capsys, code)
+    assert line == (f"mpm masks: error: cannot write report.csv in {output} (Permission denied); fix its "
+                    f"permissions or choose another folder")

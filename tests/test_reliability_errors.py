@@ -23,11 +23,12 @@ import torchvision
 from mpm.cli import main, one_line
 from mpm.io import save_torch_atomic
 from mpm.masks.runner import write_mask
-from mpm.runs import experiments
+from mpm.runs import experiments, trainer
 from mpm.runs.checkpoints import checkpoint_path, list_checkpoints
 from mpm.runs.experiments import resume_point
 from mpm.runs.paths import checkpoint_dir
 from mpm.runs.store import write_record
+from tiny_benchmark import write_tiny_benchmark
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -225,3 +226,29 @@ def test_row8_mpm_masks_prints_the_named_folder(benchmark, tmp_path, monkeypatch
     line = error_line(capsys, code)
     assert line == (f"mpm masks: error: cannot write report.csv in {output} (Permission denied); fix its "
                     f"permissions or choose another folder")
+
+
+def _refuse_training(*args, **kwargs):
+    raise AssertionError("training started")
+
+
+def _gallery_of_other_identities(root: Path) -> None:
+    for folder in (root / "bounding_box_test", root / "masks" / "bounding_box_test"):
+        for image in folder.iterdir():
+            image.rename(folder / f"{int(image.name[:4]) + 20:04d}{image.name[4:]}")
+
+
+@pytest.mark.parametrize("cameras, damage, cause", [
+    (1, None, "the 6 query identities in the gallery are seen there only by the query's own camera"),
+    (3, _gallery_of_other_identities, "no query identity appears in the gallery"),
+])
+def test_row7_data_that_cannot_be_evaluated_is_refused_before_training(cameras, damage, cause, tmp_path,
+                                                                       monkeypatch, capsys):
+    root = write_tiny_benchmark(tmp_path / "data", cameras=cameras)
+    if damage is not None:
+        damage(root)
+    monkeypatch.setattr(trainer.Trainer, "fit", _refuse_training)
+    line = error_line(capsys, main(_train_command(root, tmp_path)))
+    assert line == (f"mpm train: error: synthetic at {root}: the query and gallery splits cannot be evaluated: "
+                    f"{cause}, so no query has a match from another camera to score; fix the split before "
+                    f"training")

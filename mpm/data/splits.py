@@ -76,3 +76,18 @@ class DatasetSplits:
     def num_cameras(self) -> int:
         """The number of distinct cameras over all splits."""
         return len({record.camid for record in self.all_records()})
+
+    def check_evaluable(self) -> None:
+        """ValueError, one line naming the dataset root, the splits and the cause, unless some query
+        identity has a gallery image from another camera (the only queries the protocol scores)."""
+        seen = {(record.pid, record.camid) for record in self.gallery}
+        cameras: dict[int, set[int]] = {}
+        for pid, camid in seen:
+            cameras.setdefault(pid, set()).add(camid)
+        if any(cameras.get(record.pid, set()) - {record.camid} for record in self.query):
+            return
+        shared = {record.pid for record in self.query} & set(cameras)
+        cause = ("no query identity appears in the gallery" if not shared else
+                 f"the {len(shared)} query identities in the gallery are seen there only by the query's own camera")
+        raise ValueError(f"{self.name} at {self.root}: the query and gallery splits cannot be evaluated: {cause}, "
+                         f"so no query has a match from another camera to score; fix the split before training")

@@ -168,7 +168,8 @@ def run(
     config differs from ``config`` under the same ``name`` is an error (`RecordMismatch`). A corrupt
     record is skipped with a warning and retrained over. A record made on other data (another
     sha256) is served with a warning. Before training, the results and cache folders must be
-    writable and every image and mask the run reads must decode (`mpm.data.check`, cached). While it
+    writable, every image and mask the run reads must decode (`mpm.data.check`, cached) and some query
+    must have a match from another camera. While it
     trains, a lock file in the cache folder keeps a second process from training the same config
     (`RunLocked`); Ctrl-C releases it and raises `Interrupted`. ``on_step`` (a
     `mpm.runs.trainer.StepHook`) is called after every optimizer step.
@@ -214,6 +215,7 @@ def _train(config: ExperimentConfig, force: bool, folder: Path, cache: Path, pro
     splits = load_config_dataset(config, require_masks=needs_masks)
     ensure_readable(splits, masks="required" if needs_masks else "present", cache_dir=cache,
                     progress=progress and runtime.is_main)
+    splits.check_evaluable()
     env = environment.collect(runtime.device, config.seed, runtime.world_size,
                                    environment.dataset_fingerprint(splits))  # the code that trains
     trainer = Trainer(config, splits, checkpoints, runtime, on_step=on_step, progress=progress)

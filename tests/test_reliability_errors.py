@@ -6,6 +6,7 @@ folder, the exit status, the refusal or the correct result."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import shutil
@@ -19,13 +20,16 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
+from PIL import Image
 
 from mpm.cli import main, one_line
+from mpm.data import load_dataset
 from mpm.io import save_torch_atomic
 from mpm.masks.runner import write_mask
 from mpm.runs import experiments, trainer
 from mpm.runs.checkpoints import checkpoint_path, list_checkpoints
 from mpm.runs.experiments import resume_point
+from mpm.runs.environment import dataset_fingerprint
 from mpm.runs.paths import checkpoint_dir
 from mpm.runs.store import write_record
 from tiny_benchmark import write_tiny_benchmark
@@ -252,3 +256,23 @@ def test_row7_data_that_cannot_be_evaluated_is_refused_before_training(cameras, 
     assert line == (f"mpm train: error: synthetic at {root}: the query and gallery splits cannot be evaluated: "
                     f"{cause}, so no query has a match from another camera to score; fix the split before "
                     f"training")
+
+
+def test_row9_eval_on_other_data_warns_and_the_record_stores_the_datas_sha256(smoke, benchmark, tmp_path, capsys):
+    results, cache = tmp_path / "runs", tmp_path / "cache"
+    record = experiments.run(smoke, results_root=results, cache_root=cache)
+    other = shutil.copytree(benchmark, tmp_path / "other data")
+    image = sorted((other / "query").iterdir())[0]
+    Image.open(image).rotate(180).save(image)
+    capsys.readouterr()
+    common = ["eval", "--run", str(record.path), "--cache", str(cache), "--device", "cpu"]
+    assert main([*common, "--root", str(other)]) == 0
+    stored, here = (dataset_fingerprint(load_dataset("synthetic", root))["sha256"] for root in (benchmark, other))
+    assert stored == record.env["dataset"]["sha256"] != here
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("mpm: warning:")]
+    assert warnings == [f"mpm: warning: {record.path} was made on data with sha256 {stored}, but the data at "
+                        f"{other} has sha256 {here}; the scores below are of the data at {other}"]
+    assert json.loads((record.path / "evaluation.json").read_text())["sha256"] == here
+    assert main(common) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert json.loads((record.path / "evaluation.json").read_text())["sha256"] == stored

@@ -2,7 +2,8 @@
 
 Prints the table of the Market-1501 protocol scores and writes them, with what was evaluated, to a
 JSON results record (``--out``; default ``evaluation.json`` in the run folder, or
-``<checkpoint>.eval.json`` beside a checkpoint). Model weights are not kept with a record: a run
+``<checkpoint>.eval.json`` beside a checkpoint) with the data's sha256; a run evaluated on data other
+than its record's is warned about. Model weights are not kept with a record: a run
 whose ``final.pt`` is not in the checkpoint folder is refused with the ``mpm train`` command that
 rebuilds it.
 """
@@ -11,15 +12,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from mpm.config import DATASETS
 from mpm.data.check import ensure_readable
 from mpm.evaluation import format_table
 from mpm.io import write_json_atomic
+from mpm.runs.environment import dataset_fingerprint
 from mpm.runs.inference import evaluate_scores, find_checkpoint, load_trained
 from mpm.runs.paths import default_cache_root, load_config_dataset
 from mpm.runs.runtime import resolve_device
+from mpm.runs.store import read_record
 
 HELP = "evaluate a trained run or checkpoint on a dataset (SQ/MQ, re-ranking) and write the record"
 
@@ -38,6 +42,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="FILE", default=None, help="where to write the results record")
 
 
+def _warn_if_other_data(run_dir: Path, root: Path, data_sha256: str) -> None:
+    """Warn when the data at ``root`` is not the data the run's record was made on."""
+    stored = (read_record(run_dir).env.get("dataset") or {}).get("sha256")
+    if stored is not None and stored != data_sha256:
+        warnings.warn(f"{run_dir} was made on data with sha256 {stored}, but the data at {root} has sha256 "
+                      f"{data_sha256}; the scores below are of the data at {root}")
+
+
 def run(args: argparse.Namespace) -> int:
     """Evaluate and write the record; problems (no weights, a bad file) are `mpm.cli` errors."""
     path = find_checkpoint(Path(args.run), args.cache, args.root) if args.run else Path(args.checkpoint)
@@ -49,11 +61,14 @@ def run(args: argparse.Namespace) -> int:
     splits = load_config_dataset(config, require_masks=uses_masks)
     ensure_readable(splits, masks="required" if uses_masks else "ignored",
                     cache_dir=Path(args.cache) if args.cache else default_cache_root(), progress=sys.stderr.isatty())
+    data_sha256 = dataset_fingerprint(splits)["sha256"]
+    if args.run:
+        _warn_if_other_data(Path(args.run), splits.root, data_sha256)
     metrics = evaluate_scores(model, config, splits, device)
     out = Path(args.out) if args.out else (
         Path(args.run) / "evaluation.json" if args.run else path.with_suffix(".eval.json"))
     write_json_atomic(out, {"checkpoint": str(path), "dataset": config.dataset, "root": str(splits.root),
-                            "config_hash": config.hash, "metrics": metrics})
+                            "sha256": data_sha256, "config_hash": config.hash, "metrics": metrics})
     print(f"{path} on {config.dataset} at {splits.root}")
     print(format_table(metrics))
     print(f"wrote {out}")

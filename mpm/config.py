@@ -159,13 +159,25 @@ class ExperimentConfig:
         """A plain nested dictionary of every field."""
         return dataclasses.asdict(self)
 
+    def stored_dict(self) -> dict[str, Any]:
+        """`to_dict` as records store it: a field added after the record format was frozen
+        (`HASHED_FIELDS`, `UNHASHED_FIELDS`, `FROZEN_STAGE_FIELDS`) only where it differs from its
+        default, so a record of a setting an older version knows stays readable by that version."""
+        stored: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name not in FROZEN_FIELDS and value == _default_of(f):
+                continue
+            stored[f.name] = _stored_stage(value) if isinstance(value, StageConfig) else value
+        return stored
+
     def to_yaml(self) -> str:
-        """YAML text that `from_yaml` reads back to an equal config."""
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+        """YAML text of `stored_dict` that `from_yaml` reads back to an equal config."""
+        return yaml.safe_dump(self.stored_dict(), sort_keys=False)
 
     def to_json(self) -> str:
-        """JSON text that `from_json` reads back to an equal config."""
-        return json.dumps(self.to_dict(), indent=2)
+        """JSON text of `stored_dict` that `from_json` reads back to an equal config."""
+        return json.dumps(self.stored_dict(), indent=2)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ExperimentConfig:
@@ -214,14 +226,8 @@ class ExperimentConfig:
         dataset. A field added after `HASHED_FIELDS` was frozen enters only when it differs from its
         default, so adding one leaves every existing hash unchanged.
         """
-        payload = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.name in UNHASHED_FIELDS or (self.dataset != "cuhk03" and f.name in CUHK03_FIELDS):
-                continue
-            if f.name not in HASHED_FIELDS and value == _default_of(f):
-                continue
-            payload[f.name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+        payload = {key: value for key, value in self.stored_dict().items()
+                   if key not in UNHASHED_FIELDS and (self.dataset == "cuhk03" or key not in CUHK03_FIELDS)}
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
 
@@ -308,6 +314,37 @@ HASHED_FIELDS = (
     "channels_last", "loss_limit",
 )
 """The fields the hash covered when the record format was frozen; they always enter it."""
+
+FROZEN_FIELDS = frozenset(HASHED_FIELDS + UNHASHED_FIELDS)
+"""Config fields every record stores; a field added later is stored only where it is not its default."""
+
+FROZEN_STAGE_FIELDS = ("epochs", "batch_size", "lr_backbone", "lr_reducers", "lr_classifiers", "decay_epoch",
+                       "decay_factor")
+"""Stage fields every record stores; a stage field added later is stored only where it is not its default."""
+
+
+def reads_mask_files(config: ExperimentConfig) -> bool:
+    """Whether a run of ``config`` reads mask files in training: the network takes a mask
+    (``mask_mode`` other than "none") or Mask-guided TriHard mines with them."""
+    return config.mask_mode != "none" or config.selector == "mask-trihard"
+
+
+def unknown_keys(data: Mapping[str, Any]) -> list[str]:
+    """The keys of a config mapping that this version does not know (``stage3.warmup`` for a stage's),
+    as a record written by a newer version may hold."""
+    known, stage_known = _field_names(ExperimentConfig), _field_names(StageConfig)
+    unknown = [key for key in data if key not in known]
+    for key in _STAGE_FIELDS:
+        stage = data.get(key)
+        if isinstance(stage, Mapping):
+            unknown += [f"{key}.{sub}" for sub in stage if sub not in stage_known]
+    return unknown
+
+
+def _stored_stage(stage: StageConfig) -> dict[str, Any]:
+    """A stage as records store it (see `ExperimentConfig.stored_dict`)."""
+    return {f.name: getattr(stage, f.name) for f in dataclasses.fields(stage)
+            if f.name in FROZEN_STAGE_FIELDS or getattr(stage, f.name) != _default_of(f)}
 
 
 def _default_of(f: dataclasses.Field) -> Any:

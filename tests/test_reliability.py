@@ -441,10 +441,10 @@ def test_row10_an_unwritable_results_folder_is_refused_before_training(tmp_path,
 
 
 # --- row 11: two trainings of one config -------------------------------------------------------
-def _hold_lock(cache: Path, config: ExperimentConfig) -> subprocess.Popen:
+def _hold_lock(results: Path, config: ExperimentConfig) -> subprocess.Popen:
     code = ("import sys, time; from mpm.config import ExperimentConfig; from mpm.runs.lock import run_lock\n"
             "config = ExperimentConfig.from_yaml(sys.stdin.read())\n"
-            f"with run_lock({str(cache)!r}, config):\n    print('held', flush=True); time.sleep(120)\n")
+            f"with run_lock({str(results)!r}, config):\n    print('held', flush=True); time.sleep(120)\n")
     holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               text=True, cwd=PROJECT)
     holder.stdin.write(config.to_yaml())
@@ -453,24 +453,27 @@ def _hold_lock(cache: Path, config: ExperimentConfig) -> subprocess.Popen:
     return holder
 
 
-def test_row11_a_second_training_names_the_holder_and_a_dead_holder_is_taken_over(tmp_path, monkeypatch, capsys):
+def test_row11_a_second_training_with_another_cache_names_the_holder_and_a_dead_holder_is_taken_over(
+        tmp_path, monkeypatch, capsys):
     config = profile("smoke")
-    holder = _hold_lock(tmp_path / "cache", config)
+    results = tmp_path / "results"
+    holder = _hold_lock(results, config)
     try:
         with pytest.raises(RunLocked, match=f":{holder.pid} "):
-            with run_lock(tmp_path / "cache", config):
+            with run_lock(results, config):
                 pass
         monkeypatch.setattr(experiments, "_train", refuse_training)
-        code = main(["train", "--profile", "smoke", "--results", str(tmp_path / "results"),
-                     "--cache", str(tmp_path / "cache")])
-        one_error_line(capsys, code, f"process {os.uname().nodename}:{holder.pid}")
-        assert is_held(tmp_path / "cache", config.hash)
+        for cache in ("cache-a", "cache-b"):
+            code = main(["train", "--profile", "smoke", "--results", str(results), "--cache", str(tmp_path / cache)])
+            one_error_line(capsys, code, f"process {os.uname().nodename}:{holder.pid}")
+        assert is_held(results, config.hash)
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
-    assert lock_path(tmp_path / "cache", config.hash).read_text().endswith(f":{holder.pid}")
-    assert not is_held(tmp_path / "cache", config.hash)
-    with run_lock(tmp_path / "cache", config) as path:
+    assert lock_path(results, config.hash) == results / f".{config.hash}.lock"
+    assert lock_path(results, config.hash).read_text().endswith(f":{holder.pid}")
+    assert not is_held(results, config.hash)
+    with run_lock(results, config) as path:
         assert path.read_text().endswith(f":{os.getpid()}")
     assert not path.exists()
 
@@ -518,7 +521,7 @@ def test_row12_epoch_checkpoints_left_beside_a_stored_run_are_removed_unless_it_
         store(results, config)
         for name in ("stage1-epoch001.pt", "stage3-epoch001.pt", checkpoints.FINAL_NAME):
             write_bytes_atomic(cache / config.hash / name, b"weights")
-    holder = _hold_lock(cache, busy)
+    holder = _hold_lock(results, busy)
     try:
         monkeypatch.setattr(experiments, "_train", fake_train([]))
         experiments.run(new, results_root=results, cache_root=cache)

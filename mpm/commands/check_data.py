@@ -71,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
                            use_cache=False, progress=not args.no_progress)
     for bad in report.bad:
         print(bad.line())
+    for doubtful in report.doubtful:
+        print(f"look at {doubtful.line()}")
     print(report.summary())
     if masks == "ignored" and not args.no_masks:
         print(f"no masks folder under {splits.root}: masks not checked (mpm masks creates them)")

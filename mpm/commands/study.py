@@ -3,7 +3,8 @@
 Runs already stored in ``results/`` are never retrained, so the command can be stopped at any
 time and started again: ``--max-runs`` bounds how many missing runs one call trains, and
 ``--shard K/N`` (K counting from 0) lets N workers share a study. ``--list`` shows each run as
-stored, missing, or corrupt (a record that cannot be read back; training replaces it).
+stored, missing, corrupt (a record that cannot be read back; training replaces it) or newer (made
+by a newer mpm: kept, not served).
 """
 
 from __future__ import annotations
@@ -77,8 +78,11 @@ def run(args: argparse.Namespace) -> int:
     total = len(unique_configs(plan(args.studies, args.profile, args.seeds)))
     runs = table.drop_duplicates("run")
     corrupt = runs[runs["status"] == "corrupt"]["run"]
+    newer = runs[runs["status"] == "newer"]["run"]
     print(f"{int((runs['status'] == 'stored').sum())} of {total} distinct runs stored"
-          + (f"; {len(corrupt)} corrupt (skipped; training replaces them)" if len(corrupt) else ""))
-    for run in corrupt:
-        print(f"corrupt: {record_problem(results / run)}")
+          + (f"; {len(corrupt)} corrupt (skipped; training replaces them)" if len(corrupt) else "")
+          + (f"; {len(newer)} made by a newer mpm (kept; --force replaces them)" if len(newer) else ""))
+    for status, names in (("corrupt", corrupt), ("newer", newer)):
+        for run in names:
+            print(f"{status}: {record_problem(results / run)}")
     return 0

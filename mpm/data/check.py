@@ -2,7 +2,9 @@
 could not use, so a large dataset is repaired in one pass.
 
 `check_dataset` opens and fully decodes each image (a truncated JPEG fails here, not an hour into
-training) and, as asked, its mask (present, an 8-bit single-channel image of the image's size).
+training) and, as asked, its mask (present, an 8-bit single-channel image of the image's size);
+masks that decode but look wrong (values outside both encodings of `mpm.data.mask_files`, empty,
+full) are listed apart as *doubtful*: reported, not fatal.
 Verdicts of good files are cached per dataset in ``<cache>/data-checks/`` under the files'
 relative paths, sizes and modification times, so a second check of unchanged data only reads
 file metadata. `ensure_readable` is what training calls; ``mpm check-data`` prints the full report.
@@ -13,14 +15,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from mpm.data.mask_files import MASK_MODES, mask_path
+from mpm.data.mask_files import MASK_MODES, mask_path, mask_values_problem
 from mpm.data.splits import DatasetSplits, ImageRecord
 from mpm.io import write_json_atomic
 
@@ -37,6 +41,8 @@ class BadFile:
     path: Path
     reason: str
     fix: str
+    doubtful: bool = False
+    """A mask training can read but that looks wrong: reported, not fatal."""
 
     def line(self) -> str:
         """``<path>: <reason>; <fix>``."""
@@ -54,6 +60,8 @@ class DataReport:
     masks: int
     cached: int
     bad: list[BadFile] = field(default_factory=list)
+    doubtful: list[BadFile] = field(default_factory=list)
+    """Masks training can read but that look wrong (values outside both encodings, empty, full)."""
 
     @property
     def ok(self) -> bool:
@@ -65,7 +73,8 @@ class DataReport:
         checked = f"{self.images} images and {self.masks} masks under {self.root}"
         if self.cached:
             checked += f" ({self.cached} unchanged since their last check)"
-        return f"checked {checked}: " + ("all usable" if self.ok else f"{len(self.bad)} bad file(s)")
+        doubtful = f"; {len(self.doubtful)} mask(s) to look at" if self.doubtful else ""
+        return f"checked {checked}: " + ("all usable" if self.ok else f"{len(self.bad)} bad file(s)") + doubtful
 
     def check_command(self) -> str:
         """The ``mpm check-data`` command that lists every bad file of this dataset."""
@@ -105,6 +114,12 @@ def _decode(path: Path) -> tuple[tuple[int, int] | None, str | None, str | None]
         return None, None, f"cannot be decoded ({reason})"
 
 
+def _mask_values(path: Path) -> np.ndarray:
+    """The 8-bit values of a mask file that `_decode` accepted."""
+    with Image.open(path) as image:
+        return np.asarray(image.convert("L"))
+
+
 def dataset_options(name: str) -> str:
     """The command-line options that choose the dataset a `DatasetSplits` of ``name`` was read as."""
     parts = name.split("-")
@@ -136,6 +151,9 @@ def _check_record(splits: DatasetSplits, record: ImageRecord, masks: MaskCheck) 
     if mask_size != size:
         return [BadFile(path, f"mask is {mask_size[1]}x{mask_size[0]} but image {record.path} is "
                               f"{size[1]}x{size[0]} (HxW)", remake)]
+    problem = mask_values_problem(_mask_values(path))
+    if problem is not None:
+        return [BadFile(path, problem, f"look at it; if it is wrong, {remake}", doubtful=True)]
     return []
 
 
@@ -196,25 +214,30 @@ def check_dataset(splits: DatasetSplits, *, masks: MaskCheck = "required", cache
             to_check.append((record, key, image, mask))
     reused = len(good)
     bad: list[BadFile] = []
+    doubtful: list[BadFile] = []
     for record, key, image, mask in tqdm(to_check, desc="checking images and masks", unit="image",
                                          disable=not progress or not to_check, leave=False):
         problems = _check_record(splits, record, masks)
-        if problems:
-            bad.extend(problems)
-        elif image is not None:
+        doubtful.extend(problem for problem in problems if problem.doubtful)
+        bad.extend(problem for problem in problems if not problem.doubtful)
+        if not problems and image is not None:
             good[key] = [*image, *(mask if mask is not None else (None, None))]
     if cache_path is not None and len(good) > reused:
         write_json_atomic(cache_path, {"version": _CACHE_VERSION, "root": str(splits.root), "good": good},
                           compact=True)
     return DataReport(root=Path(splits.root), dataset=dataset_options(splits.name), images=len(records),
-                      masks=mask_count, cached=reused, bad=bad)
+                      masks=mask_count, cached=reused, bad=bad, doubtful=doubtful)
 
 
 def ensure_readable(splits: DatasetSplits, *, masks: MaskCheck, cache_dir: str | os.PathLike | None,
                     progress: bool = False) -> DataReport:
-    """`check_dataset` (cached); raise `DataCheckFailed` naming the first bad file when there is one."""
+    """`check_dataset` (cached); raise `DataCheckFailed` naming the first bad file when there is one, and
+    warn (one line) when masks look wrong."""
     report = check_dataset(splits, masks=masks, cache_dir=cache_dir, progress=progress)
     if not report.ok:
         raise DataCheckFailed(report)
+    if report.doubtful:
+        warnings.warn(f"{len(report.doubtful)} mask(s) under {report.root} look wrong, for example "
+                      f"{report.doubtful[0].line()}; `{report.check_command()}` lists them all", stacklevel=2)
     return report
 

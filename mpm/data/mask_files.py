@@ -1,7 +1,13 @@
 """Where person masks live on disk, how they are read, and the check that none is missing.
 
-A mask is an 8-bit single-channel PNG at ``<root>/masks/<split>/<stem>.png`` with
-the image's height and width; a pixel belongs to the person when its value is above 127.
+A mask is an 8-bit (or 1-bit) single-channel PNG at ``<root>/masks/<split>/<stem>.png`` with the
+image's height and width, in one of two encodings:
+
+- **0/255** (what `mpm masks` and `mpm synth` write): a pixel is person when its value is above 127;
+- **0/1**: a mask whose values are all 0 or 1 is read as 1 = person.
+
+A mask with other values is read by the 0/255 rule; `mpm check-data` lists it, and every empty or
+full mask, by name (`mask_values_problem`).
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ def mask_path(root: str | os.PathLike, split: str, stem: str) -> Path:
 
 
 def read_mask(path: str | os.PathLike) -> torch.Tensor:
-    """Read a mask file as an H×W ``uint8`` tensor of 0 (background) and 1 (person, value > 127)."""
+    """Read a mask file as an H×W ``uint8`` tensor of 0 (background) and 1 (person; see the two
+    encodings in the module docstring)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"mask file {path} does not exist; create masks with `mpm masks`")
@@ -43,7 +50,28 @@ def read_mask(path: str | os.PathLike) -> torch.Tensor:
         reason = (str(error) or type(error).__name__).splitlines()[0]
         raise ValueError(f"mask file {path} cannot be decoded ({reason}); delete it and rerun `mpm masks` "
                          f"on the dataset root to recreate it") from None
-    return torch.from_numpy((values > MASK_THRESHOLD).astype(np.uint8))
+    return torch.from_numpy(person_pixels(values).astype(np.uint8))
+
+
+def person_pixels(values: np.ndarray) -> np.ndarray:
+    """The person pixels of a mask's 8-bit ``values`` (bool): value 1 in a 0/1 mask, above 127 otherwise."""
+    return values == 1 if values.max(initial=0) <= 1 else values > MASK_THRESHOLD
+
+
+def mask_values_problem(values: np.ndarray) -> str | None:
+    """Why a mask's 8-bit ``values`` look wrong (values outside both encodings, no person pixel, no
+    background pixel), or None."""
+    present = set(np.unique(values).tolist())
+    if not (present <= {0, 1} or present <= {0, 255}):
+        shown = ", ".join(str(v) for v in sorted(present)[:6]) + (", …" if len(present) > 6 else "")
+        return (f"mask holds values {shown}, outside both encodings (0/255, or 0/1); "
+                f"pixels above {MASK_THRESHOLD} are read as person")
+    person = person_pixels(values)
+    if not person.any():
+        return "mask is empty (no person pixel)"
+    if person.all():
+        return "mask is full (no background pixel)"
+    return None
 
 
 def missing_masks(root: str | os.PathLike, records: Iterable[ImageRecord]) -> list[Path]:

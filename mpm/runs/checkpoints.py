@@ -175,6 +175,27 @@ def check_resumable(path: Path, state: dict[str, Any], config_hash: str, world_s
                          f"run has {world_size}; resume with the same process count or delete {directory}")
 
 
+def of_other_data(state: dict[str, Any], data_sha256: str | None) -> bool:
+    """Whether a checkpoint's ``state`` was written on other data than the data with ``data_sha256``
+    (False for a checkpoint that carries no fingerprint, or when ``data_sha256`` is None)."""
+    written_on = state.get("dataset_sha256")
+    return written_on is not None and data_sha256 is not None and written_on != data_sha256
+
+
+def set_aside(directory: str | os.PathLike, data_sha256: str) -> Path:
+    """Move checkpoint folder ``directory`` to ``<directory>.other-data-<first 12 hex digits>`` (numbered
+    when that exists) and return the new path; nothing in it is deleted."""
+    directory = Path(directory)
+    aside = directory.with_name(f"{directory.name}.other-data-{data_sha256[:12]}")
+    number = 1
+    while aside.exists():
+        number += 1
+        aside = directory.with_name(f"{directory.name}.other-data-{data_sha256[:12]}-{number}")
+    os.replace(directory, aside)
+    directory.mkdir(parents=True)
+    return aside
+
+
 def outlived_by_final(directory: str | os.PathLike) -> bool:
     """Whether ``directory`` holds epoch checkpoints and a final model written after all of them:
     what a run killed between storing its record and removing its checkpoints leaves."""

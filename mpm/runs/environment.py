@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from mpm.numerics import NUMERICS_VARIABLES, PORTABLE_SWITCH, portable_numerics
-from mpm.runs.paths import code_root
+from mpm.runs.paths import code_root, project_relative
 
 PACKAGES = ("mpm", "torch", "torchvision", "numpy", "pillow", "scipy", "pyyaml")
 
@@ -96,21 +96,46 @@ def numerics_info() -> dict[str, Any]:
     }
 
 
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def dataset_fingerprint(splits: Any) -> dict[str, Any]:
-    """Which data a run saw: the image count of each split and a SHA-256 over every image's split,
-    file name and size (plus ``meta.json`` of a generated benchmark), so a regenerated or edited
-    dataset is told apart from the one a record was made on."""
-    digest = hashlib.sha256()
-    counts = {}
+    """Which data a run saw, by content.
+
+    ``images_sha256`` is a SHA-256 over every image's split, file name and the SHA-256 of its bytes;
+    ``masks_sha256`` the same over every mask file present (None when there is none); ``sha256``
+    covers both. A changed, re-encoded or regenerated file changes them; what does not change the
+    data (file times, ``meta.json`` with its ``mpm`` version) does not. ``root`` is stored relative
+    to the project root when the data lies inside it (`project_relative`).
+    """
+    from mpm.data.mask_files import mask_path
+
+    images, masks = hashlib.sha256(), hashlib.sha256()
+    counts, mask_count = {}, 0
     for split in ("train", "query", "gallery", "gt_bbox"):
         records = getattr(splits, split)
         counts[split] = len(records)
         for record in records:
-            digest.update(f"{split}/{record.path.name}/{record.path.stat().st_size}\n".encode())
-    meta = Path(splits.root) / "meta.json"
-    if meta.is_file():
-        digest.update(meta.read_bytes())
-    return {"name": splits.name, "root": str(splits.root), "images": counts, "sha256": digest.hexdigest()}
+            images.update(f"{split}/{record.path.name}/{_file_digest(record.path)}\n".encode())
+            mask = mask_path(splits.root, record.split, record.stem)
+            if mask.is_file():
+                masks.update(f"{split}/{mask.name}/{_file_digest(mask)}\n".encode())
+                mask_count += 1
+    images_sha256 = images.hexdigest()
+    masks_sha256 = masks.hexdigest() if mask_count else None
+    combined = hashlib.sha256(f"{images_sha256}\n{masks_sha256}\n".encode()).hexdigest()
+    return {"name": splits.name, "root": project_relative(splits.root), "images": counts, "masks": mask_count,
+            "sha256": combined, "images_sha256": images_sha256, "masks_sha256": masks_sha256}
+
+
+def same_data(stored: dict[str, Any] | None, here: dict[str, Any], reads_masks: bool) -> bool:
+    """Whether the data fingerprinted as ``here`` is the data of a record's ``stored`` fingerprint:
+    the same ``sha256``, or, for a run that reads no mask file, the same images."""
+    stored = stored or {}
+    if stored.get("sha256") == here["sha256"]:
+        return True
+    return not reads_masks and stored.get("images_sha256") == here["images_sha256"]
 
 
 def collect(device: torch.device, seed: int, world_size: int = 1, dataset: dict[str, Any] | None = None

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from mpm.config import UNHASHED_FIELDS, ExperimentConfig
+from mpm.config import UNHASHED_FIELDS, ExperimentConfig, reads_mask_files
 from mpm.io import ensure_writable
 from mpm.runs.checkpoints import list_checkpoints, outlived_by_final, remove_epoch_checkpoints
 from mpm.runs.lock import is_held, run_lock
@@ -28,8 +28,10 @@ from mpm.runs.paths import (
     default_cache_root,
     default_results_root,
     load_config_dataset,
+    project_relative,
 )
 from mpm.runs.store import (
+    NewerRecord,
     RunRecord,
     find_record,
     read_record,
@@ -40,21 +42,27 @@ from mpm.runs.store import (
 )
 
 
-def _warn_if_other_data(record: RunRecord, config: ExperimentConfig) -> None:
-    """Warn when the data at the config's root is not the data the stored record was made on."""
-    stored = (record.env.get("dataset") or {}).get("sha256")
-    if stored is None or not dataset_root(config).is_dir():
-        return
-    from mpm.runs.environment import dataset_fingerprint
+class OtherData(ValueError):
+    """The data at a config's root is not the data its stored record was made on."""
 
+
+def _check_same_data(record: RunRecord, config: ExperimentConfig) -> None:
+    """`OtherData` when the data at the config's root is not the data the stored record was made on
+    (`mpm.runs.environment.same_data`); nothing is checked when that folder does not exist or the
+    record names no fingerprint."""
+    from mpm.runs.environment import dataset_fingerprint, same_data
+
+    stored = record.env.get("dataset")
+    if not dataset_root(config).is_dir() or not (stored or {}).get("sha256"):
+        return
     try:
-        here = dataset_fingerprint(load_config_dataset(config, require_masks=False))["sha256"]
+        here = dataset_fingerprint(load_config_dataset(config, require_masks=False))
     except (OSError, ValueError):
         return
-    if here != stored:
-        warnings.warn(f"{record.path} was made on data with sha256 {stored}, but the data at "
-                      f"{dataset_root(config)} has sha256 {here}; pass force=True (--force) to retrain on it",
-                      stacklevel=3)
+    if not same_data(stored, here, reads_mask_files(config)):
+        raise OtherData(f"{record.path} was made on other data (sha256 {stored['sha256']}) than "
+                        f"the data at {project_relative(dataset_root(config))} (sha256 {here['sha256']}); "
+                        f"pass --force to retrain on this data and replace the record")
 
 
 class Interrupted(KeyboardInterrupt):
@@ -108,13 +116,15 @@ def _differences(stored: ExperimentConfig, asked: ExperimentConfig) -> str:
 
 def _stored_record(config: ExperimentConfig, results: Path, cache: Path, *, warn: bool = True) -> RunRecord | None:
     """``config``'s readable record in ``results``, or None (a corrupt one, with a warning naming its
-    file when ``warn``).
+    file when ``warn``); `NewerRecord` when a newer mpm made it.
 
     Epoch checkpoints that a run killed after its record landed left beside its final model are
     removed here.
     """
     found = find_record(config, results)
     status = record_status(found)
+    if status == "newer":
+        raise NewerRecord(record_problem(found))
     if status == "corrupt" and warn:
         warnings.warn(f"skipped the corrupt record {found}, training its config again: {record_problem(found)}",
                       stacklevel=3)
@@ -126,9 +136,9 @@ def _stored_record(config: ExperimentConfig, results: Path, cache: Path, *, warn
             f"{found} holds a run of a different config ({_differences(record.config, config)}); pass --force "
             f"to retrain and replace it, or give this config another name"
         )
-    _warn_if_other_data(record, config)
+    _check_same_data(record, config)
     folder = checkpoint_dir(config, cache)
-    if outlived_by_final(folder) and not is_held(cache, config.hash):
+    if outlived_by_final(folder) and not is_held(results, config.hash):
         remove_epoch_checkpoints(folder)
     return record
 
@@ -146,7 +156,7 @@ def prune_finished_checkpoints(cache: Path, results: Path) -> list[Path]:
     stored = {stored_hash(folder) for folder in results.iterdir() if not folder.name.startswith(".")}
     pruned = []
     for config_hash, folder in leftover.items():
-        if config_hash in stored and not is_held(cache, config_hash):
+        if config_hash in stored and not is_held(results, config_hash):
             remove_epoch_checkpoints(folder)
             pruned.append(folder)
     return pruned
@@ -166,12 +176,12 @@ def run(
     ``force`` retrains from scratch (its checkpoints are discarded) and replaces the record.
     A record is found under the config's name or, failing that, by its hash; a stored record whose
     config differs from ``config`` under the same ``name`` is an error (`RecordMismatch`). A corrupt
-    record is skipped with a warning and retrained over. A record made on other data (another
-    sha256) is served with a warning. Before training, the results and cache folders must be
-    writable, every image and mask the run reads must decode (`mpm.data.check`, cached) and some query
-    must have a match from another camera. While it
-    trains, a lock file in the cache folder keeps a second process from training the same config
-    (`RunLocked`); Ctrl-C releases it and raises `Interrupted`. ``on_step`` (a
+    record is skipped with a warning and retrained over; a record a newer mpm made is kept
+    (`NewerRecord`) unless ``force``. A record made on other data (another sha256) is not served
+    (`OtherData`) unless ``force`` retrains it; a checkpoint of other data is set aside, not resumed.
+    Before training, the results and cache folders must be writable and every image and mask the run
+    reads must decode (`mpm.data.check`, cached). While it trains, a lock file beside the record in the
+    results folder keeps a second process from training the same config (`RunLocked`); Ctrl-C releases it and raises `Interrupted`. ``on_step`` (a
     `mpm.runs.trainer.StepHook`) is called after every optimizer step.
     Under ``torchrun`` every process calls this; rank 0 evaluates and writes, all return the record.
     """
@@ -186,7 +196,7 @@ def run(
     folder = results / config.run_name
     if int(os.environ.get("RANK", "0")) != 0:
         return _train(config, force, folder, cache, progress, on_step)
-    with _resumable(config, cache), run_lock(cache, config):
+    with _resumable(config, cache), run_lock(results, config):
         if not force:
             record = _stored_record(config, results, cache, warn=False)  # stored by another process meanwhile
             if record is not None:
@@ -211,14 +221,15 @@ def _train(config: ExperimentConfig, force: bool, folder: Path, cache: Path, pro
     if force and runtime.is_main and checkpoints.exists():
         shutil.rmtree(checkpoints)
     barrier(runtime)
-    needs_masks = config.mask_mode != "none" or config.selector == "mask-trihard"
+    needs_masks = reads_mask_files(config)
     splits = load_config_dataset(config, require_masks=needs_masks)
     ensure_readable(splits, masks="required" if needs_masks else "present", cache_dir=cache,
                     progress=progress and runtime.is_main)
     splits.check_evaluable()
     env = environment.collect(runtime.device, config.seed, runtime.world_size,
-                                   environment.dataset_fingerprint(splits))  # the code that trains
-    trainer = Trainer(config, splits, checkpoints, runtime, on_step=on_step, progress=progress)
+                              environment.dataset_fingerprint(splits))  # the code that trains
+    trainer = Trainer(config, splits, checkpoints, runtime, on_step=on_step, progress=progress,
+                      data_sha256=env["dataset"]["sha256"])
     outcome = trainer.fit()
     if runtime.is_main:
         evaluation = evaluate_model(outcome.model, config, splits, runtime.device)

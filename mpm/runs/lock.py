@@ -1,4 +1,6 @@
-"""One process per run: a lock file ``<cache>/<hash>.lock`` while a config trains.
+"""One process per run: a lock file ``<results>/.<hash>.lock`` beside the record while a config trains,
+so two processes that share a results folder never train one record twice, whatever checkpoint
+folders they use.
 
 The file names its holder (``host:pid``) and the holder keeps an advisory ``flock`` on it. A second
 process asking for the same config gets `RunLocked`, naming the holder. A lock is taken over when
@@ -18,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mpm.config import ExperimentConfig
-from mpm.runs.paths import default_cache_root
+from mpm.runs.paths import default_results_root
 
 EMPTY_LOCK_GRACE_SECONDS = 10.0
 
@@ -48,9 +50,9 @@ def _holder_alive(text: str, age: float) -> bool:
     return process_alive(int(pid))
 
 
-def lock_path(cache_root: str | os.PathLike | None, config_hash: str) -> Path:
-    """The lock file of the config with hash ``config_hash``."""
-    return Path(cache_root or default_cache_root()) / f"{config_hash}.lock"
+def lock_path(results_root: str | os.PathLike | None, config_hash: str) -> Path:
+    """The lock file of the config with hash ``config_hash`` in the results folder ``results_root``."""
+    return Path(results_root or default_results_root()) / f".{config_hash}.lock"
 
 
 def _read_holder(descriptor: int) -> str:
@@ -58,9 +60,9 @@ def _read_holder(descriptor: int) -> str:
     return os.read(descriptor, 4096).decode("utf-8", errors="replace").strip()
 
 
-def is_held(cache_root: str | os.PathLike | None, config_hash: str) -> bool:
+def is_held(results_root: str | os.PathLike | None, config_hash: str) -> bool:
     """Whether a live process holds the lock of the config with hash ``config_hash``."""
-    path = lock_path(cache_root, config_hash)
+    path = lock_path(results_root, config_hash)
     try:
         descriptor = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
@@ -121,12 +123,12 @@ def _acquire(path: Path, config: ExperimentConfig) -> int:
 
 
 @contextmanager
-def run_lock(cache_root: str | os.PathLike | None, config: ExperimentConfig) -> Iterator[Path]:
-    """Hold ``<cache>/<hash>.lock`` while ``config`` trains; a lock left by a dead process is taken over.
+def run_lock(results_root: str | os.PathLike | None, config: ExperimentConfig) -> Iterator[Path]:
+    """Hold ``<results>/.<hash>.lock`` while ``config`` trains; a lock left by a dead process is taken over.
 
     Raises `RunLocked` naming the holder when a live process holds it.
     """
-    path = lock_path(cache_root, config.hash)
+    path = lock_path(results_root, config.hash)
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = _acquire(path, config)
     try:

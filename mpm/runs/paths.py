@@ -28,6 +28,18 @@ def project_root(start: Path | None = None) -> Path:
             return folder
     return start
 
+def project_relative(path: str | os.PathLike) -> str:
+    """``path`` as records and chapters print it: relative to the project root when it lies inside
+    it (symlinks resolved or not), else absolute."""
+    path, root = Path(path), project_root()
+    for candidate, base in ((path.absolute(), root), (path.resolve(), root.resolve())):
+        try:
+            return candidate.relative_to(base).as_posix()
+        except ValueError:
+            continue
+    return str(path.resolve())
+
+
 def default_results_root() -> Path:
     """``<project>/results/runs``."""
     return project_root() / "results" / "runs"

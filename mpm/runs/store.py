@@ -39,7 +39,7 @@ from typing import Any
 
 import yaml
 
-from mpm.config import ExperimentConfig
+from mpm.config import ExperimentConfig, unknown_keys
 from mpm.evaluation.report import MODES
 from mpm.io import FOLDER_MODE, make_folder, write_json_atomic, write_text_atomic
 from mpm.runs.lock import process_alive
@@ -105,22 +105,28 @@ def _missing_files(path: Path) -> list[str]:
     return [name for name in RECORD_FILES if not (path / name).is_file()]
 
 
-def record_problem(path: str | os.PathLike) -> str | None:
-    """Why ``path`` is not a readable finished record (naming the file), or None when it is one."""
+def _read_error(path: str | os.PathLike) -> Exception | None:
     try:
         read_record(path)
-    except (FileNotFoundError, CorruptRecord) as error:
-        return str(error)
+    except (FileNotFoundError, CorruptRecord, NewerRecord) as error:
+        return error
     return None
 
 
+def record_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` is not a readable finished record (naming the file), or None when it is one."""
+    error = _read_error(path)
+    return None if error is None else str(error)
+
+
 def record_status(path: str | os.PathLike) -> str:
-    """``"stored"`` (a readable record), ``"corrupt"`` (a folder with a missing or unreadable file) or
-    ``"missing"`` (no folder)."""
+    """``"stored"`` (a readable record), ``"newer"`` (a record made by a newer mpm: kept, not served),
+    ``"corrupt"`` (a folder with a missing or unreadable file) or ``"missing"`` (no folder)."""
     path = Path(path)
     if not path.exists():
         return "missing"
-    return "stored" if record_problem(path) is None else "corrupt"
+    error = _read_error(path)
+    return "stored" if error is None else "newer" if isinstance(error, NewerRecord) else "corrupt"
 
 
 def is_complete(path: str | os.PathLike) -> bool:
@@ -283,6 +289,24 @@ class CorruptRecord(ValueError):
     """A record folder whose files are all present but cannot be read back (named in the message)."""
 
 
+class NewerRecord(ValueError):
+    """A record whose config holds keys this version does not know: made by a newer mpm. It is listed,
+    never served, and replaced only on request (``--force``)."""
+
+
+def _check_known_keys(path: Path) -> None:
+    """`NewerRecord` when ``config.yaml`` in record folder ``path`` holds keys this version does not know."""
+    try:
+        data = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return
+    unknown = unknown_keys(data) if isinstance(data, dict) else []
+    if unknown:
+        raise NewerRecord(f"{path} was made by a newer mpm (config keys {', '.join(unknown)} are unknown "
+                          f"here); it is kept and not served: upgrade mpm to read it, or pass --force to "
+                          f"retrain and replace it")
+
+
 _RETRAIN = "retraining its config replaces the record (mpm train, or mpm study for a study's run)"
 
 
@@ -296,8 +320,9 @@ def _read_json(path: Path) -> Any:
 def read_record(path: str | os.PathLike) -> RunRecord:
     """Load a finished run folder.
 
-    FileNotFoundError if it is missing or incomplete; `CorruptRecord` (naming the file) if a file
-    cannot be parsed or the folder was edited so that config and metrics disagree.
+    FileNotFoundError if it is missing or incomplete; `NewerRecord` if a newer mpm wrote it;
+    `CorruptRecord` (naming the file) if a file cannot be parsed or the folder was edited so that
+    config and metrics disagree.
     """
     path = Path(path)
     missing = _missing_files(path)
@@ -306,6 +331,7 @@ def read_record(path: str | os.PathLike) -> RunRecord:
             f"{path} is not a finished run record (missing {', '.join(missing)}); "
             f"run `mpm train` for its config to create it"
         )
+    _check_known_keys(path)
     try:
         config = ExperimentConfig.from_file(path / "config.yaml")
     except (ValueError, yaml.YAMLError) as error:

@@ -24,7 +24,7 @@ import pandas as pd
 from mpm.config import PART_COUNTS, SELECTORS, ExperimentConfig, profile
 from mpm.evaluation import MODES
 from mpm.runs.paths import default_results_root, project_root
-from mpm.runs.store import CorruptRecord, RunRecord, find_record, history_from_csv, is_complete, read_record
+from mpm.runs.store import CorruptRecord, NewerRecord, RunRecord, find_record, history_from_csv, is_complete, read_record
 
 FULL_MODEL = dict(mask_mode="pool", triplet_loss="local", selector="mask-trihard")
 """Table 1 row (7): mask pooling + local-level triplet loss + Mask-guided TriHard."""
@@ -192,14 +192,15 @@ def run_study(names: Iterable[str], base: str | ExperimentConfig = "cpu",
 
 
 def _train(config: ExperimentConfig, progress: bool, results_root: str | os.PathLike | None) -> bool:
-    """Run-or-load ``config``; False (with a line saying so) when another process is training it."""
+    """Run-or-load ``config``; False (with a line saying so) when another process is training it or a
+    newer mpm made its record."""
     from mpm.runs.experiments import run
     from mpm.runs.lock import RunLocked
 
     try:
         run(config, progress=progress, results_root=results_root)
-    except RunLocked as busy:
-        print(f"skipped: {busy}")
+    except (RunLocked, NewerRecord) as skipped:
+        print(f"skipped: {skipped}")
         return False
     return True
 
@@ -257,11 +258,15 @@ def run_or_load(runs: Sequence[PlannedRun | ExperimentConfig], results_root: str
 
 def status_and_record(folder: str | os.PathLike) -> tuple[str, RunRecord | None]:
     """``("stored", record)`` for a readable record in ``folder``; ``("corrupt", None)`` for one that
-    cannot be read back, named in a warning; ``("missing", None)`` when there is no folder."""
+    cannot be read back and ``("newer", None)`` for one a newer mpm made, each named in a warning;
+    ``("missing", None)`` when there is no folder."""
     if not Path(folder).is_dir():
         return "missing", None
     try:
         return "stored", read_record(folder)
+    except NewerRecord as error:
+        warnings.warn(f"not shown: {error}", stacklevel=3)
+        return "newer", None
     except (CorruptRecord, FileNotFoundError) as error:
         warnings.warn(f"not shown, counted as not stored: {error}", stacklevel=3)
         return "corrupt", None

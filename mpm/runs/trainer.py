@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +57,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from mpm.config import ExperimentConfig, StageConfig
+from mpm.config import ExperimentConfig, StageConfig, reads_mask_files
 from mpm.data import DatasetSplits, ReIDDataset, build_transforms
 from mpm.data.device_augment import DeviceBatches
 from mpm.data.image_store import DecodedStore, StoredDataset, decode_store
@@ -119,14 +120,17 @@ class TrainingOutcome:
 class Trainer:
     """Runs the three stages of ``config`` on ``splits``, checkpointing into ``checkpoint_dir``;
     ``decoded_store`` chooses the decoded store (default) or the per-image loader (see the module
-    docstring)."""
+    docstring). ``data_sha256`` (the data's fingerprint) goes into every checkpoint; a checkpoint of
+    other data is set aside instead of resumed (one without, written before checkpoints carried it,
+    resumes)."""
 
     def __init__(
         self, config: ExperimentConfig, splits: DatasetSplits, checkpoint_dir: str | os.PathLike,
         runtime: Runtime, *, on_step: StepHook | None = None, progress: bool = False,
-        decoded_store: bool = True,
+        decoded_store: bool = True, data_sha256: str | None = None,
     ) -> None:
         self.config = config
+        self.data_sha256 = data_sha256
         self.runtime = runtime
         self.checkpoint_dir = Path(checkpoint_dir)
         self.on_step = on_step
@@ -134,7 +138,7 @@ class Trainer:
         on_cuda = runtime.device.type == "cuda"
         self.amp = config.amp and on_cuda
         self.channels_last = config.channels_last and on_cuda
-        use_masks = config.mask_mode != "none" or config.selector == "mask-trihard"
+        use_masks = reads_mask_files(config)
         size = (config.height, config.width)
         augment = build_transforms(*size, train=True, flip_prob=config.flip_prob, pad=config.pad)
         self.train_set = ReIDDataset(splits.train, splits.root, augment,
@@ -181,6 +185,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "rng": rng,
             "history": self.history,
+            "dataset_sha256": self.data_sha256,
         }
 
     def _resume(self) -> dict[str, Any] | None:
@@ -188,6 +193,12 @@ class Trainer:
         if found is None:
             return None
         path, state = found
+        if checkpoints.of_other_data(state, self.data_sha256):
+            aside = checkpoints.set_aside(self.checkpoint_dir, state["dataset_sha256"])
+            warnings.warn(f"checkpoint {path} was written on other data (sha256 {state['dataset_sha256']}, "
+                          f"this data has {self.data_sha256}); moved its folder to {aside} and training "
+                          f"from the start", stacklevel=2)
+            return None
         checkpoints.check_resumable(path, state, self.config.hash, self.runtime.world_size)
         self.model.load_state_dict(state["model"])
         self.history = list(state["history"])

@@ -25,6 +25,12 @@ def test_nothing_outside_analysis_imports_it():
     assert offenders == []
 
 
+def test_analysis_never_imports_the_command_line():
+    offenders = [str(path.relative_to(PACKAGE)) for path in (PACKAGE / "analysis").rglob("*.py")
+                 if any(name.startswith(("mpm.cli", "mpm.commands")) for name in _imports(path))]
+    assert offenders == []
+
+
 def test_the_root_holds_at_most_twelve_modules_and_build_model_lives_in_model():
     modules = sorted(path.name for path in PACKAGE.glob("*.py"))
     assert len(modules) <= 12, modules

@@ -15,14 +15,13 @@ import pytest
 import torch
 from PIL import Image
 
-import mpm.commands
 from mpm.analysis import real_data
 from mpm.analysis.paper import HEADLINE_RESULTS, TABLE1_MARKET
 from mpm.config import profile
 from mpm.data import load_dataset, mask_path, read_mask
 from mpm.masks import random_mask_rcnn
 from mpm.runs.store import is_complete
-from mpm.runs.studies import study_settings
+from mpm.runs.studies import study_settings, train_command
 from test_data_cuhk03 import write_cuhk03_mat, write_new_protocol
 
 CHAPTER = Path(__file__).resolve().parents[1] / "book" / "real_data.ipynb"
@@ -108,7 +107,7 @@ def test_without_the_dataset_the_chapter_shows_the_papers_table_and_the_commands
     assert f"Market-1501 is not at {absent}: dataset root {absent} does not exist" in text
     assert "paper SQ R1" in text and "86.55" in text and "Table 1" in text
     assert f"mpm masks --dataset market1501 --root {absent} --weights FILE" in text
-    assert ("mpm check-data" in text) == (Path(mpm.commands.__file__).parent / "check_data.py").is_file()
+    assert f"mpm check-data --dataset market1501 --root {absent}" in text
     assert text.count("mpm train --profile paper --set dataset=market1501") == 2
     assert f"papermill book/real_data.ipynb real_data-market1501.ipynb -p dataset market1501 -p data_root {absent}" in text
     assert "skipped: no dataset" in text
@@ -141,7 +140,7 @@ def test_the_chapter_masks_trains_and_compares_both_rows_on_market_names(market,
         assert re.search(re.escape(row) + r"\s+SQ\s+1\s", text)  # our row, one seed
     assert f"{TABLE1_MARKET[BASELINE][0]:.2f}" in text and f"{TABLE1_MARKET[FULL][7]:.2f}" in text
 
-    loaded = real_data.run_or_load(planned, train=False, results_root=str(results), cache_root=str(cache))
+    loaded = real_data.row_records(planned, train=False, results_root=str(results), cache_root=str(cache))
     assert [result.status for result in loaded] == ["stored", "stored"]
     runs = real_data.run_table(loaded)
     assert list(runs["row"]) == [BASELINE, FULL] and (runs["train minutes"] > 0).all()
@@ -159,7 +158,7 @@ def test_the_chapter_masks_trains_and_compares_both_rows_on_market_names(market,
 
 def test_duke_names_are_found_and_missing_masks_stop_with_the_mpm_masks_line(tmp_path):
     root = write_people(tmp_path / "duke", DUKE_NAME)
-    check = real_data.check_dataset("dukemtmc", str(root))
+    check = real_data.dataset_status("dukemtmc", str(root))
     assert check.present and not check.ready and check.missing_masks == len(check.splits.all_records()) == 60
     assert check.summary().startswith(f"DukeMTMC-reID at {root} (dukemtmc): 36 training images of 6 identities")
     after, message = real_data.prepare_masks(check)
@@ -174,11 +173,13 @@ def test_cuhk03_from_its_mat_file_gets_its_options_in_every_command(tmp_path):
     write_cuhk03_mat(tmp_path / "cuhk03_release" / "cuhk-03.mat")
     write_new_protocol(tmp_path, "detected")
     options = dict(cuhk03_variant="detected", cuhk03_protocol="new")
-    check = real_data.check_dataset("cuhk03", str(tmp_path), **options)
+    check = real_data.dataset_status("cuhk03", str(tmp_path), **options)
     assert check.present and check.splits.name == "cuhk03-detected-new" and check.missing_masks == 12
     planned = real_data.row_runs("cuhk03", str(tmp_path), [FULL], [0, 1], profile_name="paper", **options)
     commands = real_data.reproduction_commands("cuhk03", str(tmp_path), planned, profile_name="paper",
                                                rows=[FULL], seeds=[0, 1], mask_weights="w.pth", **options)
+    assert commands[0] == (f"mpm check-data --dataset cuhk03 --root {tmp_path} --cuhk03-variant detected "
+                           f"--cuhk03-protocol new")
     assert commands[-4] == (f"mpm masks --dataset cuhk03 --root {tmp_path} --cuhk03-variant detected "
                             f"--cuhk03-protocol new --weights w.pth")
     for command, run in zip(commands[-3:-1], planned):
@@ -196,9 +197,16 @@ def test_every_training_command_rebuilds_its_config_and_unknown_rows_are_refused
     planned = real_data.row_runs("market1501", "", labels, [3], profile_name="cpu")
     assert [run.setting.label for run in planned] == labels
     for run in planned:
-        assert profile("cpu").with_overrides(sets_of(real_data.train_command(run, "cpu"))) == run.config
+        assert profile("cpu").with_overrides(sets_of(train_command(run.config, "cpu"))) == run.config
     with pytest.raises(ValueError, match=r"unknown ablation row\(s\) \['\(8\) Baseline'\]; choose from"):
         real_data.row_runs("market1501", "", ["(8) Baseline"], [0], profile_name="paper")
+
+
+def test_folders_are_named_from_the_project_root():
+    status = real_data.dataset_status("market1501", "data/no-market")
+    assert status.summary() == ("Market-1501 is not at data/no-market: dataset root data/no-market does not exist; "
+                                "pass the folder that holds bounding_box_train/")
+    assert real_data.check_data_command("market1501", "") == "mpm check-data --dataset market1501 --root data/market1501"
 
 
 def test_the_papers_market_headline_is_table1_row_7_in_mq_rr():

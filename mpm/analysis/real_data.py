@@ -2,13 +2,13 @@
 
 The real-data chapter's logic: whether a dataset is at hand and which masks it lacks, mask
 extraction with a given Mask R-CNN state dict, the configs of the requested ablation rows, the
-commands that produce their records, run-or-load, and the tables that put each record beside the
-paper's figures, with the device and training time the record holds.
+commands that produce their records, their records (trained through `mpm.runs.experiments.run`
+when asked), and the tables that put each record beside the paper's figures, with the device and
+training time the record holds. Paths are printed relative to the project root.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import shlex
@@ -21,14 +21,14 @@ import pandas as pd
 import torch
 
 from mpm.analysis.paper import ABLATION_TABLES, HEADLINE_RESULTS, TABLE1_MARKET
-from mpm.config import CUHK03_FIELDS, profile
+from mpm.config import CUHK03_FIELDS, ExperimentConfig, profile
 from mpm.data import DatasetSplits, load_dataset, missing_masks
 from mpm.evaluation import MODES
 from mpm.masks.runner import RunReport, default_masks_dir, plan_jobs, report_path, run_extraction
-from mpm.runs.paths import project_root
+from mpm.runs.experiments import run as run_experiment
+from mpm.runs.paths import dataset_root, project_relative
 from mpm.runs.store import RunRecord
-from mpm.runs.studies import PlannedRun, is_stored, plan, study_settings
-from mpm.runs.studies import train_command as study_train_command
+from mpm.runs.studies import PlannedRun, is_stored, plan, study_settings, train_command
 
 REAL_DATASETS = {"market1501": "Market-1501", "dukemtmc": "DukeMTMC-reID", "cuhk03": "CUHK03"}
 """The chapter's datasets: config name → the paper's name."""
@@ -43,15 +43,15 @@ def default_data_root(dataset: str) -> str:
     return f"data/{dataset}"
 
 
-def resolve_root(dataset: str, data_root: str) -> Path:
-    """The dataset folder: ``data_root`` (a relative one from the project root), or the default."""
-    root = Path(data_root or default_data_root(dataset))
-    return root if root.is_absolute() else project_root() / root
+def relative_data_root(dataset: str, data_root: str) -> str:
+    """The dataset folder as configs and printed commands hold it: ``data_root`` (or the default)
+    relative to the project root when it lies inside it, else absolute."""
+    return project_relative(dataset_root(data_root or default_data_root(dataset)))
 
 
 @dataclass(frozen=True)
-class DataCheck:
-    """What `check_dataset` found: the splits (None when the data is not usable, ``problem`` says
+class DatasetStatus:
+    """What `dataset_status` found: the splits (None when the data is not usable, ``problem`` says
     why) and how many images have no mask file."""
 
     dataset: str
@@ -79,34 +79,38 @@ class DataCheck:
 
     def summary(self) -> str:
         """One line: what is there, or why the dataset cannot be used."""
-        name = REAL_DATASETS[self.dataset]
+        name, root = REAL_DATASETS[self.dataset], project_relative(self.root)
         if self.splits is None:
-            return f"{name} is not at {self.root}: {self.problem}"
+            return f"{name} is not at {root}: {self.problem}"
         splits = self.splits
-        return (f"{name} at {self.root} ({splits.name}): {len(splits.train)} training images of "
+        return (f"{name} at {root} ({splits.name}): {len(splits.train)} training images of "
                 f"{splits.num_train_pids} identities, {len(splits.query)} queries, "
                 f"{len(splits.gallery)} gallery images; {self.missing_masks} without a mask")
 
 
-def check_dataset(dataset: str, data_root: str = "", *, cuhk03_variant: str = "labeled",
-                  cuhk03_protocol: str = "new") -> DataCheck:
-    """Read ``dataset`` from its folder (no masks required) and count the images without a mask.
+def dataset_status(dataset: str, data_root: str = "", *, cuhk03_variant: str = "labeled",
+                   cuhk03_protocol: str = "new") -> DatasetStatus:
+    """Read ``dataset`` from its folder (no masks required, no image decoded) and count the images
+    without a mask; the full check of every file is `mpm.data.check`, which training runs.
 
-    A missing folder or a layout the reader refuses (its FileNotFoundError / ValueError message)
-    gives a check with ``problem`` set instead of raising.
+    A missing folder or a layout the reader refuses (its FileNotFoundError / ValueError message,
+    the folder named relative to the project root) gives a status with ``problem`` set instead of
+    raising.
     """
     if dataset not in REAL_DATASETS:
         raise ValueError(f"dataset is {dataset!r}; choose one of {list(REAL_DATASETS)}")
-    root = resolve_root(dataset, data_root)
+    root = dataset_root(data_root or default_data_root(dataset))
     options = dict(cuhk03_variant=cuhk03_variant, cuhk03_protocol=cuhk03_protocol)
     try:
         splits = load_dataset(dataset, root, require_masks=False, **options)
     except (FileNotFoundError, ValueError) as error:
-        return DataCheck(dataset, root, None, str(error), 0, **options)
-    return DataCheck(dataset, root, splits, None, len(missing_masks(splits.root, splits.all_records())), **options)
+        problem = str(error).replace(str(root), project_relative(root))
+        return DatasetStatus(dataset, root, None, problem, 0, **options)
+    return DatasetStatus(dataset, root, splits, None, len(missing_masks(splits.root, splits.all_records())),
+                         **options)
 
 
-def extract_missing_masks(check: DataCheck, weights: str, *, batch_size: int = 8) -> RunReport:
+def extract_missing_masks(check: DatasetStatus, weights: str, *, batch_size: int = 8) -> RunReport:
     """Write the mask of every image that lacks one with the Mask R-CNN state dict ``weights``.
 
     Runs the project's extraction (`mpm.masks`) on CUDA when available; images with no person
@@ -122,7 +126,7 @@ def extract_missing_masks(check: DataCheck, weights: str, *, batch_size: int = 8
     return run_extraction(jobs, extractor, check.masks_report, batch_size=batch_size, progress=False)
 
 
-def prepare_masks(check: DataCheck, mask_weights: str = "") -> tuple[DataCheck, str]:
+def prepare_masks(check: DatasetStatus, mask_weights: str = "") -> tuple[DatasetStatus, str]:
     """Give every image of the checked dataset its mask when ``mask_weights`` names a Mask R-CNN
     state dict; returns the check after that and what happened, ending in one line: nothing to do,
     every image has a mask, or the ``mpm masks`` line to run (masks still missing, no weights)."""
@@ -131,7 +135,7 @@ def prepare_masks(check: DataCheck, mask_weights: str = "") -> tuple[DataCheck, 
     lines = []
     if check.missing_masks and mask_weights:
         lines.append(extract_missing_masks(check, mask_weights).summary(check.masks_report))
-        check = check_dataset(check.dataset, str(check.root), cuhk03_variant=check.cuhk03_variant,
+        check = dataset_status(check.dataset, str(check.root), cuhk03_variant=check.cuhk03_variant,
                               cuhk03_protocol=check.cuhk03_protocol)
     if check.missing_masks:
         command = mask_command(check.dataset, str(check.root), cuhk03_variant=check.cuhk03_variant,
@@ -154,50 +158,31 @@ def _line(*words: Any) -> str:
 def mask_command(dataset: str, data_root: str, *, cuhk03_variant: str = "labeled",
                  cuhk03_protocol: str = "new", mask_weights: str = "") -> str:
     """The ``mpm masks`` line that writes the missing masks (``--weights FILE`` when none is given)."""
-    words = ["mpm", "masks", "--dataset", dataset, "--root", data_root or default_data_root(dataset)]
+    words = ["mpm", "masks", "--dataset", dataset, "--root", relative_data_root(dataset, data_root)]
     for key, value in _cuhk03_options(dataset, cuhk03_variant, cuhk03_protocol).items():
         words += ["--" + key.replace("_", "-"), value]
     return _line(*words, "--weights", mask_weights or "FILE")
 
 
 def check_data_command(dataset: str, data_root: str, *, cuhk03_variant: str = "labeled",
-                       cuhk03_protocol: str = "new") -> str | None:
-    """The ``mpm check-data`` line, with the options that command has; None when it does not exist."""
-    import mpm.commands
-    from mpm.cli import build_parser
-
-    if not (Path(mpm.commands.__file__).parent / "check_data.py").is_file():
-        return None
-    # the subcommand's name and options as the command line parser has them
-    commands = next(action for action in build_parser()._actions
-                    if isinstance(action, argparse._SubParsersAction)).choices
-    name = next((name for name in ("check-data", "check_data") if name in commands), None)
-    if name is None:
-        return None
-    known = commands[name]._option_string_actions
-    values = {"dataset": dataset, "root": data_root or default_data_root(dataset),
-              **_cuhk03_options(dataset, cuhk03_variant, cuhk03_protocol)}
-    words = ["mpm", name]
-    for key, value in values.items():
-        option = "--" + key.replace("_", "-")
-        if option in known:
-            words += [option, value]
+                       cuhk03_protocol: str = "new") -> str:
+    """The ``mpm check-data`` line that decodes every image and mask of the dataset."""
+    words = ["mpm", "check-data", "--dataset", dataset, "--root", relative_data_root(dataset, data_root)]
+    for key, value in _cuhk03_options(dataset, cuhk03_variant, cuhk03_protocol).items():
+        words += ["--" + key.replace("_", "-"), value]
     return _line(*words)
 
 
-def train_command(planned: PlannedRun, profile_name: str, *, results_root: str = "", cache_root: str = "") -> str:
-    """The ``mpm train`` line that stores ``planned``'s record: the profile, its data, and a ``--set``
-    per other change (`mpm.runs.studies.train_command` with the dataset's fields always written)."""
-    dataset_fields = ("dataset", "root", *(CUHK03_FIELDS if planned.config.dataset == "cuhk03" else ()))
-    return study_train_command(planned.config, profile_name, results_root or None, always=dataset_fields,
-                               cache_root=cache_root or None)
+def dataset_fields(config: ExperimentConfig) -> tuple[str, ...]:
+    """The config fields that name its data, written in every ``mpm train`` line of the chapter."""
+    return ("dataset", "root", *(CUHK03_FIELDS if config.dataset == "cuhk03" else ()))
 
 
 def papermill_command(dataset: str, data_root: str, *, profile_name: str, rows: Sequence[str],
                       seeds: Sequence[int], cuhk03_variant: str = "labeled", cuhk03_protocol: str = "new",
                       mask_weights: str = "", results_root: str = "", cache_root: str = "") -> str:
     """The papermill line that reruns this chapter on the dataset and trains what is missing."""
-    scalars = {"dataset": dataset, "data_root": data_root or default_data_root(dataset),
+    scalars = {"dataset": dataset, "data_root": relative_data_root(dataset, data_root),
                **_cuhk03_options(dataset, cuhk03_variant, cuhk03_protocol),
                "profile_name": profile_name, "train_missing": True, "mask_weights": mask_weights,
                "results_root": results_root, "cache_root": cache_root}
@@ -216,16 +201,17 @@ def reproduction_commands(dataset: str, data_root: str, planned: Sequence[Planne
                           rows: Sequence[str], seeds: Sequence[int], cuhk03_variant: str = "labeled",
                           cuhk03_protocol: str = "new", mask_weights: str = "", results_root: str = "",
                           cache_root: str = "") -> list[str]:
-    """In order: ``mpm check-data`` (where the project has it), ``mpm masks``, an ``mpm train`` per
-    planned run, and the papermill line that does all of it through this chapter."""
+    """In order, to run from the project root: ``mpm check-data``, ``mpm masks``, an ``mpm train``
+    per planned run (`mpm.runs.studies.train_command`, the data's fields always written), and the
+    papermill line that does all of it through this chapter."""
     options = dict(cuhk03_variant=cuhk03_variant, cuhk03_protocol=cuhk03_protocol)
-    stores = dict(results_root=results_root, cache_root=cache_root)
-    check_line = check_data_command(dataset, data_root, **options)
-    return [*([check_line] if check_line else []),
+    return [check_data_command(dataset, data_root, **options),
             mask_command(dataset, data_root, mask_weights=mask_weights, **options),
-            *(train_command(run, profile_name, **stores) for run in planned),
+            *(train_command(run.config, profile_name, results_root or None, always=dataset_fields(run.config),
+                            cache_root=cache_root or None) for run in planned),
             papermill_command(dataset, data_root, profile_name=profile_name, rows=rows, seeds=seeds,
-                              mask_weights=mask_weights, **options, **stores)]
+                              mask_weights=mask_weights, results_root=results_root, cache_root=cache_root,
+                              **options)]
 
 
 def row_runs(dataset: str, data_root: str, rows: Sequence[str], seeds: Sequence[int], *,
@@ -236,7 +222,7 @@ def row_runs(dataset: str, data_root: str, rows: Sequence[str], seeds: Sequence[
     unknown = [row for row in rows if row not in labels]
     if unknown:
         raise ValueError(f"unknown ablation row(s) {unknown}; choose from {labels}")
-    base = profile(profile_name).replace(dataset=dataset, root=data_root or default_data_root(dataset),
+    base = profile(profile_name).replace(dataset=dataset, root=relative_data_root(dataset, data_root),
                                          **_cuhk03_options(dataset, cuhk03_variant, cuhk03_protocol))
     planned = plan(["ablation"], base, seeds)
     return [run for row in rows for run in planned if run.setting.label == row]
@@ -251,16 +237,15 @@ class RowResult:
     status: str
 
 
-def run_or_load(planned: Sequence[PlannedRun], *, train: bool, results_root: str = "",
+def row_records(planned: Sequence[PlannedRun], *, train: bool, results_root: str = "",
                 cache_root: str = "") -> list[RowResult]:
-    """Load each run's stored record; with ``train``, train the missing ones first (`mpm.runs.experiments.run`)."""
-    from mpm.runs.experiments import run
-
+    """Each planned run with its stored record; with ``train``, the missing ones are trained first.
+    Both go through `mpm.runs.experiments.run`, which serves a stored record and trains otherwise."""
     results = []
     for item in planned:
         stored = is_stored(item.config, results_root or None)
         if stored or train:
-            record = run(item.config, results_root=results_root or None, cache_root=cache_root or None)
+            record = run_experiment(item.config, results_root=results_root or None, cache_root=cache_root or None)
             results.append(RowResult(item, record, "stored" if stored else "trained"))
         else:
             results.append(RowResult(item, None, "missing"))

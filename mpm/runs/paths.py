@@ -5,6 +5,11 @@ Relative paths (a config's dataset ``root``, the default results and cache folde
 from the project root: the nearest folder at or above the current one that holds
 ``pyproject.toml`` and ``mpm/``, else the current folder, so notebooks running in ``book/`` and
 commands run at the top find the same data and records.
+
+The dataset-root rule: a relative ``root`` in a config, a record or a chapter parameter is
+relative to the project root (`dataset_root`); a path typed on the command line is relative to
+the working directory, and a command that stores it in a config stores it project-relative when
+it lies inside the project (`project_relative`).
 """
 
 from __future__ import annotations
@@ -52,10 +57,11 @@ def checkpoint_dir(config: ExperimentConfig, cache_root: str | os.PathLike | Non
     """Where the per-epoch checkpoints and the final model of ``config`` live."""
     return Path(cache_root or default_cache_root()) / config.hash
 
-def dataset_root(config: ExperimentConfig) -> Path:
-    """The config's dataset root, a relative one taken from the project root."""
-    root = Path(config.root)
-    return root if root.is_absolute() else project_root() / root
+def dataset_root(root: str | os.PathLike | ExperimentConfig) -> Path:
+    """The dataset folder of a config (its ``root``) or of a root as a config, record or chapter
+    holds it: a relative one is taken from the project root."""
+    path = Path(root.root if isinstance(root, ExperimentConfig) else root)
+    return path if path.is_absolute() else project_root() / path
 
 def load_config_dataset(config: ExperimentConfig, require_masks: bool):
     """The `DatasetSplits` ``config`` trains and evaluates on (CUHK03 options included)."""

@@ -25,7 +25,7 @@ HELP = "check that every image and mask of a dataset decodes, listing every bad 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``mpm check-data``."""
-    parser.add_argument("--root", required=True, metavar="DIR", help="dataset root folder")
+    parser.add_argument("--root", required=True, metavar="DIR", help="dataset root folder, from the working directory")
     parser.add_argument("--dataset", choices=DATASETS, default=None,
                         help="layout of the dataset (default: synthetic for a benchmark written by "
                              "mpm synth, cuhk03 where cuhk-03.mat lies, else market1501)")

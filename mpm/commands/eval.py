@@ -21,7 +21,7 @@ from mpm.evaluation import format_table
 from mpm.io import write_json_atomic
 from mpm.runs.environment import dataset_fingerprint
 from mpm.runs.inference import evaluate_scores, find_checkpoint, load_trained
-from mpm.runs.paths import default_cache_root, load_config_dataset
+from mpm.runs.paths import default_cache_root, load_config_dataset, project_relative
 from mpm.runs.runtime import resolve_device
 from mpm.runs.store import read_record
 
@@ -33,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--run", metavar="DIR", help="a finished run folder (results/runs/<name>)")
     source.add_argument("--checkpoint", metavar="FILE", help="a checkpoint or final model file")
     parser.add_argument("--root", metavar="DATA", default=None,
-                        help="dataset root (default: the one in the run's config)")
+                        help="dataset root, from the working directory (default: the one in the run's "
+                             "config, from the project root)")
     parser.add_argument("--dataset", choices=DATASETS, default=None,
                         help="dataset layout (default: the one in the run's config)")
     parser.add_argument("--cache", metavar="DIR", default=None,
@@ -55,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     path = find_checkpoint(Path(args.run), args.cache, args.root) if args.run else Path(args.checkpoint)
     device = resolve_device(args.device)
     model, config = load_trained(path, device)
-    overrides = {k: v for k, v in (("root", args.root), ("dataset", args.dataset)) if v is not None}
+    typed_root = project_relative(args.root) if args.root is not None else None
+    overrides = {k: v for k, v in (("root", typed_root), ("dataset", args.dataset)) if v is not None}
     config = config.replace(**overrides)
     uses_masks = config.mask_mode != "none"
     splits = load_config_dataset(config, require_masks=uses_masks)

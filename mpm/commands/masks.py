@@ -33,7 +33,7 @@ SPLITS = ("train", "query", "gallery", "gt_bbox")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``mpm masks``."""
-    parser.add_argument("--root", required=True, help="dataset root folder")
+    parser.add_argument("--root", required=True, help="dataset root folder, from the working directory")
     parser.add_argument("--dataset", default="market1501", choices=DATASETS,
                         help="layout of the dataset (default: market1501)")
     parser.add_argument("--cuhk03-variant", choices=("labeled", "detected"), default="labeled",

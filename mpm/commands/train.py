@@ -15,6 +15,7 @@ import sys
 from mpm.config import PROFILES, ExperimentConfig, profile
 from mpm.evaluation import format_table
 from mpm.runs.experiments import run as run_experiment
+from mpm.runs.paths import project_relative
 from mpm.runs.runtime import stop_runtime
 from mpm.runs.trainer import TrainingDiverged
 
@@ -26,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--config", metavar="FILE", help="experiment config (.yaml or .json)")
     source.add_argument("--profile", choices=PROFILES, help="start from a built-in profile instead")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set stage1.epochs=5 (repeatable)")
+                        help="override a config value, e.g. --set stage1.epochs=5 (repeatable); "
+                             "--set root=DIR is taken from the working directory")
     parser.add_argument("--force", action="store_true",
                         help="retrain even if the record exists, replacing it (and a stored record of "
                              "another config under the same name)")
@@ -38,9 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_config(args: argparse.Namespace) -> ExperimentConfig:
-    """The config named on the command line with its ``--set`` overrides applied."""
+    """The config named on the command line with its ``--set`` overrides applied. A ``root`` typed
+    with ``--set`` is taken from the working directory and stored project-relative when it lies
+    inside the project; a config file's relative root stays relative to the project root."""
     base = ExperimentConfig.from_file(args.config) if args.config else profile(args.profile)
-    return base.with_overrides(args.overrides)
+    config = base.with_overrides(args.overrides)
+    typed_root = any(assignment.partition("=")[0].strip() == "root" for assignment in args.overrides)
+    return config.replace(root=project_relative(config.root)) if typed_root and config.root else config
 
 
 def run(args: argparse.Namespace) -> int:

@@ -35,9 +35,10 @@ def project_root(start: Path | None = None) -> Path:
 
 def project_relative(path: str | os.PathLike) -> str:
     """``path`` as records and chapters print it: relative to the project root when it lies inside
-    it (symlinks resolved or not), else absolute."""
+    it (symlinks resolved or not), else absolute. A relative ``path`` is taken from the working
+    directory."""
     path, root = Path(path), project_root()
-    for candidate, base in ((path.absolute(), root), (path.resolve(), root.resolve())):
+    for candidate, base in ((Path(os.path.abspath(path)), root), (path.resolve(), root.resolve())):
         try:
             return candidate.relative_to(base).as_posix()
         except ValueError:

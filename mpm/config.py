@@ -137,10 +137,13 @@ class ExperimentConfig:
     selector: str = "mask-trihard"
     margin: float = 0.5
     stage1: StageConfig = field(
-        default_factory=lambda: StageConfig(60, 64, 0.01, 0.1, 0.1, PAPER_STAGE1_DECAY_EPOCH)
+        default_factory=lambda: StageConfig(epochs=60, batch_size=64, lr_backbone=0.01, lr_reducers=0.1,
+                                            lr_classifiers=0.1, decay_epoch=PAPER_STAGE1_DECAY_EPOCH)
     )
-    stage2: StageConfig = field(default_factory=lambda: StageConfig(20, 64, None, None, 0.001))
-    stage3: StageConfig = field(default_factory=lambda: StageConfig(20, 32, 0.001, 0.01, 0.001))
+    stage2: StageConfig = field(default_factory=lambda: StageConfig(
+        epochs=20, batch_size=64, lr_backbone=None, lr_reducers=None, lr_classifiers=0.001))
+    stage3: StageConfig = field(default_factory=lambda: StageConfig(
+        epochs=20, batch_size=32, lr_backbone=0.001, lr_reducers=0.01, lr_classifiers=0.001))
     momentum: float = 0.9
     weight_decay: float = 5e-4
     seed: int = 0
@@ -323,10 +326,29 @@ FROZEN_STAGE_FIELDS = ("epochs", "batch_size", "lr_backbone", "lr_reducers", "lr
 """Stage fields every record stores; a stage field added later is stored only where it is not its default."""
 
 
+def network_reads_mask(mask_mode: str) -> bool:
+    """Whether a network of ``mask_mode`` takes the person mask as an input (all but "none")."""
+    return mask_mode != "none"
+
+
 def reads_mask_files(config: ExperimentConfig) -> bool:
-    """Whether a run of ``config`` reads mask files in training: the network takes a mask
-    (``mask_mode`` other than "none") or Mask-guided TriHard mines with them."""
-    return config.mask_mode != "none" or config.selector == "mask-trihard"
+    """Whether a run of ``config`` reads mask files in training: the network takes a mask or
+    Mask-guided TriHard mines with them."""
+    return network_reads_mask(config.mask_mode) or config.selector == "mask-trihard"
+
+
+def evaluation_reads_mask_files(config: ExperimentConfig) -> bool:
+    """Whether evaluating a network of ``config`` reads mask files: the network takes a mask."""
+    return network_reads_mask(config.mask_mode)
+
+
+def validate_threshold(threshold: float) -> float:
+    """``threshold`` as a float, or a ValueError when it is not a number in [0, 1]."""
+    value = float(threshold)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"threshold is {threshold!r}; it must lie in [0, 1], the share of person pixels a "
+                         f"pooling window needs (the paper's good band is 0.4-0.7)")
+    return value
 
 
 def unknown_keys(data: Mapping[str, Any]) -> list[str]:
@@ -458,12 +480,11 @@ def validate(config: ExperimentConfig) -> None:
     _check_choice("parts", config.parts, PART_COUNTS)
     _check_choice("triplet_loss", config.triplet_loss, TRIPLET_LOSSES)
     _check_choice("selector", config.selector, SELECTORS)
-    if not 0.0 <= config.threshold <= 1.0:
-        raise ValueError(f"threshold is {config.threshold}; it must lie in [0, 1], the share of person pixels a pooling window needs")
+    validate_threshold(config.threshold)
     if config.mask_gate and config.mask_mode not in ("bilinear", "pool"):
         raise ValueError(f"mask_gate applies to mask_mode 'bilinear' or 'pool', not {config.mask_mode!r}; "
                          f"set mask_gate: false or change mask_mode")
-    if config.selector == "mask-trihard" and config.mask_mode == "none":
+    if config.selector == "mask-trihard" and not network_reads_mask(config.mask_mode):
         raise ValueError("selector 'mask-trihard' needs masks but mask_mode is 'none'; "
                          "use selector 'random' or 'batch-hard' for the Baseline")
     for key in ("height", "width", "reduce_dim"):
@@ -513,9 +534,10 @@ def _cpu() -> ExperimentConfig:
         backbone="resnet18",
         weights=None,
         # From scratch the backbone is a new layer too: stage 1 gives it the new layers' 0.1.
-        stage1=StageConfig(stage1_epochs, 64, 0.1, 0.1, 0.1, paper_decay_epoch(stage1_epochs)),
-        stage2=StageConfig(1, 64, None, None, 0.001),
-        stage3=StageConfig(2, 32, 0.001, 0.01, 0.001),
+        stage1=StageConfig(epochs=stage1_epochs, batch_size=64, lr_backbone=0.1, lr_reducers=0.1, lr_classifiers=0.1,
+                           decay_epoch=paper_decay_epoch(stage1_epochs)),
+        stage2=StageConfig(epochs=1, batch_size=64, lr_backbone=None, lr_reducers=None, lr_classifiers=0.001),
+        stage3=StageConfig(epochs=2, batch_size=32, lr_backbone=0.001, lr_reducers=0.01, lr_classifiers=0.001),
         device="cpu",
     )
 
@@ -531,9 +553,10 @@ def _smoke() -> ExperimentConfig:
         backbone="resnet18",
         weights=None,
         reduce_dim=16,
-        stage1=StageConfig(stage1_epochs, 16, 0.1, 0.1, 0.1, paper_decay_epoch(stage1_epochs)),
-        stage2=StageConfig(1, 16, None, None, 0.001),
-        stage3=StageConfig(1, 8, 0.001, 0.01, 0.001),
+        stage1=StageConfig(epochs=stage1_epochs, batch_size=16, lr_backbone=0.1, lr_reducers=0.1, lr_classifiers=0.1,
+                           decay_epoch=paper_decay_epoch(stage1_epochs)),
+        stage2=StageConfig(epochs=1, batch_size=16, lr_backbone=None, lr_reducers=None, lr_classifiers=0.001),
+        stage3=StageConfig(epochs=1, batch_size=8, lr_backbone=0.001, lr_reducers=0.01, lr_classifiers=0.001),
         device="cpu",
     )
 

@@ -20,8 +20,8 @@ from mpm.backbones import (
     copy_batch_norm_entries,
     feature_channels,
 )
-from mpm.config import MASK_MODES, PART_GRIDS, ExperimentConfig
-from mpm.pooling import binarize_mask, stem_mask_pool, validate_threshold
+from mpm.config import MASK_MODES, PART_GRIDS, ExperimentConfig, network_reads_mask, validate_threshold
+from mpm.pooling import binarize_mask, pool_stem
 
 _GATED_MODES = ("bilinear", "pool")
 
@@ -69,9 +69,10 @@ class MaskStem(nn.Module):
         self.threshold = threshold
 
     def stem_masks(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The mask channel after the conv1 stage and after the max-pool stage."""
+        """The mask channel after the conv1 stage and after the max-pool stage, from the 0/1 mask
+        `MPMNet.split_inputs` made."""
         if self.mask_mode == "pool":
-            return stem_mask_pool(mask, self.threshold)
+            return pool_stem(mask, self.threshold)
         height, width = mask.shape[-2:]
         conv1_size = ((height - 1) // 2 + 1, (width - 1) // 2 + 1)
         maxpool_size = ((conv1_size[0] - 1) // 2 + 1, (conv1_size[1] - 1) // 2 + 1)
@@ -79,7 +80,7 @@ class MaskStem(nn.Module):
         return after_conv1, F.interpolate(after_conv1, size=maxpool_size, mode="bilinear", align_corners=False)
 
     def forward(self, images: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
-        if self.mask_mode == "none":
+        if not network_reads_mask(self.mask_mode):
             return self.maxpool(self.relu(self.bn1(self.conv1(images))))
         if self.mask_mode == "input":
             return self.maxpool(self.relu(self.bn1(self.conv1(images * masks))))
@@ -205,7 +206,7 @@ class MPMNet(nn.Module):
     @property
     def uses_mask(self) -> bool:
         """Whether the network reads the mask at all."""
-        return self.mask_mode != "none"
+        return network_reads_mask(self.mask_mode)
 
     def split_inputs(self, images: torch.Tensor, masks: torch.Tensor | None
                      ) -> tuple[torch.Tensor, torch.Tensor | None]:

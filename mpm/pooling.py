@@ -8,28 +8,22 @@ gives an all-zero map and threshold 0.0 means "any person pixel in the window".
 One pass over the mask counts the person pixels of every window (a sum pool); the in-image
 pixel counts depend on the mask's size only and are products of per-axis counts
 (`in_image_counts`), so they cost no pass over the batch.
+
+`mask_pool` and `stem_mask_pool`, the calls a user makes, check the threshold and binarise the
+mask; the network, whose threshold was checked when it was built and whose mask was binarised
+once in `MPMNet.split_inputs`, calls `pool_stem` on the 0/1 mask.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torch.nn.modules.utils import _pair
+
+from mpm.config import validate_threshold
 
 _TIE_TOLERANCE = 1e-6
 """Counts are integers; a fraction within this many pixels of the threshold counts as equal."""
-
-
-def validate_threshold(threshold: float) -> float:
-    """Return ``threshold`` as a float, or raise if it is not a number in [0, 1]."""
-    value = float(threshold)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(
-            f"mask pooling threshold must lie in [0, 1], got {threshold!r}; "
-            "it is the fraction of person pixels a window needs (the paper's good band is 0.4-0.7)"
-        )
-    return value
 
 
 def binarize_mask(mask: torch.Tensor) -> torch.Tensor:
@@ -69,6 +63,15 @@ def in_image_counts(size: tuple[int, int], kernel_size: int | tuple[int, int], s
 
 
 @torch.no_grad()
+def _pool_person(person: torch.Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int],
+                 padding: int | tuple[int, int], threshold: float) -> torch.Tensor:
+    """`mask_pool` of a float 0/1 N×1×H×W mask at a checked threshold."""
+    window = dict(kernel_size=kernel_size, stride=stride, padding=padding)
+    person_count = F.avg_pool2d(person, divisor_override=1, **window)
+    in_image_count = in_image_counts(tuple(person.shape[-2:]), kernel_size, stride, padding, person.device)
+    return (person_count > threshold * in_image_count + _TIE_TOLERANCE).to(torch.float32)
+
+
 def mask_pool(
     mask: torch.Tensor,
     kernel_size: int | tuple[int, int],
@@ -86,35 +89,16 @@ def mask_pool(
     Returns:
         A float32 N×1×H'×W' tensor of zeros and ones on ``mask``'s device.
     """
-    threshold = validate_threshold(threshold)
-    person = binarize_mask(mask)
-    window = dict(kernel_size=kernel_size, stride=stride, padding=padding)
-    person_count = F.avg_pool2d(person, divisor_override=1, **window)
-    in_image_count = in_image_counts(tuple(person.shape[-2:]), kernel_size, stride, padding, person.device)
-    return (person_count > threshold * in_image_count + _TIE_TOLERANCE).to(torch.float32)
+    return _pool_person(binarize_mask(mask), kernel_size, stride, padding, validate_threshold(threshold))
 
 
-class MaskPool2d(nn.Module):
-    """Module form of :func:`mask_pool` with a fixed window and threshold."""
-
-    def __init__(self, kernel_size: int, stride: int, padding: int, threshold: float) -> None:
-        super().__init__()
-        self.kernel_size = kernel_size
-        self.stride = stride
-        self.padding = padding
-        self.threshold = validate_threshold(threshold)
-
-    def forward(self, mask: torch.Tensor) -> torch.Tensor:
-        return mask_pool(mask, self.kernel_size, self.stride, self.padding, self.threshold)
-
-    def extra_repr(self) -> str:
-        return (
-            f"kernel_size={self.kernel_size}, stride={self.stride}, "
-            f"padding={self.padding}, threshold={self.threshold}"
-        )
+def pool_stem(person: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mask channel of the MPM stem from a float 0/1 mask at a checked threshold: after conv1
+    (7×7/2/3) and after the max-pool (3×3/2/1)."""
+    after_conv1 = _pool_person(person.float(), 7, 2, 3, threshold)
+    return after_conv1, _pool_person(after_conv1, 3, 2, 1, threshold)
 
 
 def stem_mask_pool(mask: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """The mask channel of the MPM stem: after conv1 (7×7/2/3) and after the max-pool (3×3/2/1)."""
-    after_conv1 = mask_pool(mask, 7, 2, 3, threshold)
-    return after_conv1, mask_pool(after_conv1, 3, 2, 1, threshold)
+    """The mask channel of the MPM stem (`pool_stem`) of any mask `mask_pool` accepts."""
+    return pool_stem(binarize_mask(mask), validate_threshold(threshold))

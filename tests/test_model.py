@@ -241,7 +241,7 @@ def test_part_reducers_and_classifiers_are_independent_per_part():
 
 
 def test_bad_inputs_name_the_problem():
-    with pytest.raises(ValueError, match=r"threshold must lie in \[0, 1\], got 1.5"):
+    with pytest.raises(ValueError, match=r"threshold is 1.5; it must lie in \[0, 1\]"):
         MPMNet(num_classes=3, threshold=1.5, **SMALL)
     net = MPMNet(num_classes=3, mask_mode="pool", **SMALL)
     images, masks = inputs()

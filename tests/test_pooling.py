@@ -7,7 +7,7 @@ import torch
 
 import torch.nn.functional as F
 
-from mpm.pooling import MaskPool2d, in_image_counts, mask_pool
+from mpm.pooling import binarize_mask, in_image_counts, mask_pool, pool_stem, stem_mask_pool
 
 
 def as_mask(rows: list[list[int]]) -> torch.Tensor:
@@ -89,21 +89,23 @@ def test_matches_a_window_by_window_count(kernel, stride, padding, threshold):
     assert torch.equal(mask_pool(mask, kernel, stride, padding, threshold), expected)
 
 
-def test_module_matches_function_and_output_sizes_match_conv1_and_maxpool():
-    mask = torch.ones(3, 1, 384, 128)
-    after_conv1 = MaskPool2d(7, 2, 3, threshold=0.6)(mask)
-    after_maxpool = MaskPool2d(3, 2, 1, threshold=0.6)(after_conv1)
+def test_the_stem_sizes_match_conv1_and_maxpool_and_the_checked_forms_agree():
+    mask = (torch.rand(3, 1, 384, 128, generator=torch.Generator().manual_seed(0)) > 0.3).to(torch.uint8) * 255
+    after_conv1, after_maxpool = stem_mask_pool(mask, 0.6)
     assert after_conv1.shape == (3, 1, 192, 64)
     assert after_maxpool.shape == (3, 1, 96, 32)
     assert torch.equal(after_conv1, mask_pool(mask, 7, 2, 3, 0.6))
+    assert torch.equal(after_maxpool, mask_pool(after_conv1, 3, 2, 1, 0.6))
+    for stage, unchecked in zip((after_conv1, after_maxpool), pool_stem(binarize_mask(mask), 0.6)):
+        assert torch.equal(stage, unchecked)
 
 
 @pytest.mark.parametrize("threshold", [1.5, -0.1])
 def test_threshold_outside_unit_interval_is_refused(threshold):
-    with pytest.raises(ValueError, match=r"threshold must lie in \[0, 1\], got " + str(threshold)):
+    with pytest.raises(ValueError, match=rf"threshold is {threshold}; it must lie in \[0, 1\]"):
         mask_pool(torch.ones(1, 1, 4, 4), 2, 2, 0, threshold)
     with pytest.raises(ValueError, match="threshold"):
-        MaskPool2d(3, 2, 1, threshold)
+        stem_mask_pool(torch.ones(1, 1, 4, 4), threshold)
 
 
 def test_mask_without_channel_axis_is_refused():

@@ -15,7 +15,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from mpm.config import DATASETS
+from mpm.config import DATASETS, evaluation_reads_mask_files
 from mpm.data.check import ensure_readable
 from mpm.evaluation import format_table
 from mpm.io import write_json_atomic
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     typed_root = project_relative(args.root) if args.root is not None else None
     overrides = {k: v for k, v in (("root", typed_root), ("dataset", args.dataset)) if v is not None}
     config = config.replace(**overrides)
-    uses_masks = config.mask_mode != "none"
+    uses_masks = evaluation_reads_mask_files(config)
     splits = load_config_dataset(config, require_masks=uses_masks)
     ensure_readable(splits, masks="required" if uses_masks else "ignored",
                     cache_dir=Path(args.cache) if args.cache else default_cache_root(), progress=sys.stderr.isatty())

@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from mpm.pooling import mask_pool, validate_threshold
+from mpm.config import validate_threshold
+from mpm.pooling import mask_pool
 
 LAYERS = ("conv1", "layer1", "layer2", "layer3", "layer4")
 """The layers whose output is recorded, from the stem to the last feature map T."""

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from mpm.config import ExperimentConfig
+from mpm.config import ExperimentConfig, evaluation_reads_mask_files
 from mpm.data import DatasetSplits, ReIDDataset, build_transforms
 from mpm.data.mask_files import mask_path
 from mpm.evaluation import FeatureSet, evaluate_all, extract_features
@@ -40,7 +40,7 @@ def split_features(model: MPMNet, config: ExperimentConfig, splits: DatasetSplit
     """
     dataset = ReIDDataset(getattr(splits, split), splits.root,
                           build_transforms(config.height, config.width, train=False),
-                          use_masks=config.mask_mode != "none")
+                          use_masks=evaluation_reads_mask_files(config))
     on_cuda = device.type == "cuda"
     loader = DataLoader(dataset, batch_size=CUDA_FEATURE_BATCH if on_cuda else EVAL_BATCH_SIZE, shuffle=False,
                         generator=torch.Generator(), **loader_settings(config.num_workers, device))

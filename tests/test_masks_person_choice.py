@@ -3,7 +3,7 @@
 import torch
 
 from mpm.masks.geometry import Region
-from mpm.masks.selection import central_overlaps, select_person
+from mpm.masks.person_choice import central_overlaps, select_person
 
 # A 5×4 image padded 3× to 15×12: the original lies in rows 5..9, columns 4..7.
 REGION = Region(top=5, left=4, height=5, width=4)

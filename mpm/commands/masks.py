@@ -25,7 +25,7 @@ from mpm.masks.detector import (
 )
 from mpm.masks.pipeline import MaskExtractor
 from mpm.masks.runner import default_masks_dir, plan_jobs, report_path, run_extraction
-from mpm.masks.selection import DEFAULT_MIN_SCORE
+from mpm.masks.person_choice import DEFAULT_MIN_SCORE
 
 HELP = "extract person masks for a dataset with the paper's padded Mask R-CNN (resumable)"
 SPLITS = ("train", "query", "gallery", "gt_bbox")

@@ -21,7 +21,7 @@ from mpm.masks.runner import (
     report_path,
     run_extraction,
 )
-from mpm.masks.selection import COCO_PERSON_LABEL, select_person
+from mpm.masks.person_choice import COCO_PERSON_LABEL, select_person
 
 __all__ = [
     "ANCHOR_RATIOS",

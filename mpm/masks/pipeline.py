@@ -19,7 +19,7 @@ from mpm.masks.geometry import (
     dilate,
     pad_centred,
 )
-from mpm.masks.selection import DEFAULT_MIN_SCORE, select_person
+from mpm.masks.person_choice import DEFAULT_MIN_SCORE, select_person
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,19 @@ A checkpoint is a dictionary saved after every finished epoch as
 optimizer and AMP scaler it holds the random-number states of Python, NumPy and torch (CPU and
 CUDA) and the position of the data order (stage, epoch), so that a run resumed from it draws
 the same batches and augmentations as one that never stopped.
+
+The *prefix store* keeps the checkpoint at the end of stage 2 after the run, as
+``<cache>/prefixes/<prefix key>.pt``: configs that differ only in the fields stage 3 reads
+(`STAGE3_FIELDS`: Table 1 rows (4)-(7) and Batch-Hard, say) train the same stages 1-2, so a run
+whose prefix is stored starts from it and trains stage 3 only. The key (`prefix_key`) covers
+everything else of the config hash, the data's SHA-256, the process count, the device type and the
+loader processes.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import pickle
 import random
@@ -21,7 +30,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from mpm.config import ExperimentConfig, StageConfig
 from mpm.io import save_torch_atomic
+from mpm.runs.runtime import Runtime, auto_workers
 
 _NAME = re.compile(r"^stage(\d)-epoch(\d{3})\.pt$")
 FINAL_NAME = "final.pt"
@@ -213,3 +224,72 @@ def remove_epoch_checkpoints(directory: str | os.PathLike) -> None:
         path.unlink(missing_ok=True)
     for path in Path(directory).glob(f"stage*-epoch*.pt{CORRUPT_SUFFIX}"):
         path.unlink(missing_ok=True)
+
+
+# -- the prefix store ---------------------------------------------------------------------------------
+STAGE3_FIELDS = ("triplet_loss", "selector", "margin", "stage3")
+"""The config fields that act in stage 3 only. tests/test_prefixes.py trains stages 1-2 under a change of
+each config field: these change nothing there, every other field of the hash enters the prefix key."""
+
+_STAGE3_NEUTRAL = {"triplet_loss": "none", "selector": "random", "margin": 0.0,
+                   "stage3": StageConfig(0, 1, None, None, None)}
+"""Fixed values of `STAGE3_FIELDS` (allowed with every other field) that `prefix_group` puts in."""
+
+PREFIX_FOLDER = "prefixes"
+"""The prefix store's folder in the checkpoint cache."""
+
+
+def prefix_group(config: ExperimentConfig) -> str:
+    """The hash of what stages 1-2 of ``config`` depend on: its config hash with `STAGE3_FIELDS` at
+    fixed values. Configs of one group share their state after stage 2 on the same data."""
+    return config.replace(**_STAGE3_NEUTRAL).hash
+
+
+def prefix_key(config: ExperimentConfig, data_sha256: str, runtime: Runtime) -> str:
+    """16 hex digits naming ``config``'s state after stage 2 in the prefix store: its `prefix_group`,
+    the data's SHA-256, and what of the ``runtime`` changes training: the process count, the device
+    type ("cpu", "cuda") and the loader processes (on CPU, augmentation draws from the workers' seeds
+    rather than the main process's stream; ``num_workers`` is not in the config hash)."""
+    payload = {"stages_1_2": prefix_group(config), "dataset_sha256": data_sha256,
+               "world_size": runtime.world_size, "device": runtime.device.type,
+               "workers": auto_workers(config.num_workers, runtime.device)}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+
+
+def prefix_path(folder: str | os.PathLike, key: str) -> Path:
+    """Where the prefix of ``key`` lives in the store ``folder``."""
+    return Path(folder) / f"{key}.pt"
+
+
+def save_prefix(folder: str | os.PathLike, key: str, state: dict[str, Any]) -> Path:
+    """Store the checkpoint ``state`` at the end of stage 2 as the prefix of ``key`` (atomically)."""
+    path = prefix_path(folder, key)
+    save_torch_atomic({**state, "prefix_key": key}, path)
+    return path
+
+
+def load_prefix(folder: str | os.PathLike, key: str, data_sha256: str,
+                map_location: str | torch.device = "cpu") -> dict[str, Any] | None:
+    """The stored prefix of ``key``, or None when there is none.
+
+    One that does not load, lacks a checkpoint's keys, or holds another key or data (a file copied
+    under a wrong name) is renamed ``<key>.pt.corrupt`` with a warning naming it, and None returned.
+    """
+    path = prefix_path(folder, key)
+    if not path.is_file():
+        return None
+    try:
+        state = load_checkpoint(path, map_location)
+        missing = [name for name in (*_REQUIRED_KEYS, "prefix_key", "dataset_sha256") if name not in state]
+        if missing:
+            raise CorruptCheckpoint(path, f"missing {', '.join(missing)}")
+        if (state["prefix_key"], state["dataset_sha256"]) != (key, data_sha256):
+            raise CorruptCheckpoint(path, f"it holds the prefix {state['prefix_key']} of data "
+                                          f"{str(state['dataset_sha256'])[:12]}")
+    except CorruptCheckpoint as error:
+        aside = path.with_name(path.name + CORRUPT_SUFFIX)
+        os.replace(path, aside)
+        warnings.warn(f"prefix {path} cannot be used ({error.reason}); moved it to {aside.name} and "
+                      f"training stages 1-2 again", stacklevel=2)
+        return None
+    return state

@@ -5,7 +5,8 @@ finished; otherwise it checks that it can write and read what it needs, trains (
 per-epoch checkpoints in ``.cache/checkpoints/<hash>/`` if a previous attempt was interrupted),
 evaluates on rank 0 (`mpm.runs.inference`) and stores the record atomically, holding the run's lock
 meanwhile. Once the record is stored the epoch checkpoints are removed; ``final.pt`` stays for
-``mpm eval``.
+``mpm eval``, and the state after stage 2 stays in the prefix store ``.cache/checkpoints/prefixes/``,
+from which a config that differs only in stage 3 starts (`mpm.runs.checkpoints`).
 """
 
 from __future__ import annotations
@@ -173,7 +174,8 @@ def run(
 ) -> RunRecord:
     """Train and evaluate ``config`` once; later calls return the stored record.
 
-    ``force`` retrains from scratch (its checkpoints are discarded) and replaces the record.
+    ``force`` retrains (its checkpoints are discarded; a stored prefix of its stages 1-2 is used, which
+    gives the record that training them gives) and replaces the record.
     A record is found under the config's name or, failing that, by its hash; a stored record whose
     config differs from ``config`` under the same ``name`` is an error (`RecordMismatch`). A corrupt
     record is skipped with a warning and retrained over; a record a newer mpm made is kept
@@ -211,7 +213,7 @@ def _train(config: ExperimentConfig, force: bool, folder: Path, cache: Path, pro
     from mpm.data.check import ensure_readable
     from mpm.io import save_torch_atomic
     from mpm.runs import environment
-    from mpm.runs.checkpoints import FINAL_NAME
+    from mpm.runs.checkpoints import FINAL_NAME, PREFIX_FOLDER
     from mpm.runs.inference import evaluate_model
     from mpm.runs.runtime import barrier, start_runtime
     from mpm.runs.trainer import Trainer
@@ -229,7 +231,7 @@ def _train(config: ExperimentConfig, force: bool, folder: Path, cache: Path, pro
     env = environment.collect(runtime.device, config.seed, runtime.world_size,
                               environment.dataset_fingerprint(splits))  # the code that trains
     trainer = Trainer(config, splits, checkpoints, runtime, on_step=on_step, progress=progress,
-                      data_sha256=env["dataset"]["sha256"])
+                      data_sha256=env["dataset"]["sha256"], prefix_dir=cache / PREFIX_FOLDER)
     outcome = trainer.fit()
     if runtime.is_main:
         evaluation = evaluate_model(outcome.model, config, splits, runtime.device)

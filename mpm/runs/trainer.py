@@ -20,6 +20,9 @@ Learning rates per parameter group come from the stage's config (`mpm.runs.optim
 Reproducibility: every epoch's data order is a function of (seed, stage, epoch) only, and each
 epoch ends with a checkpoint holding the model, optimizer, scaler, the random-number states of
 every rank and the history, so a run resumed after a kill continues exactly where it stopped.
+The checkpoint at the end of stage 2 also goes to the prefix store (`mpm.runs.checkpoints`), and a
+run of another config with the same stages 1-2 resumes from it: it trains stage 3 only, and its
+history starts with the stage-1-2 rows of the run that stored the prefix.
 
 Scaling: under ``torchrun`` each process takes an equal slice of every global batch
 (``batch_size`` is the global batch; a Batch-Hard step's P identities are shared out, each
@@ -122,17 +125,21 @@ class Trainer:
     ``decoded_store`` chooses the decoded store (default) or the per-image loader (see the module
     docstring). ``data_sha256`` (the data's fingerprint) goes into every checkpoint; a checkpoint of
     other data is set aside instead of resumed (one without, written before checkpoints carried it,
-    resumes)."""
+    resumes). With ``data_sha256``, ``prefix_dir`` is the prefix store: the state after stage 2 is
+    stored there, and a run that has not reached stage 3 resumes from a stored prefix of its key."""
 
     def __init__(
         self, config: ExperimentConfig, splits: DatasetSplits, checkpoint_dir: str | os.PathLike,
         runtime: Runtime, *, on_step: StepHook | None = None, progress: bool = False,
         decoded_store: bool = True, data_sha256: str | None = None,
+        prefix_dir: str | os.PathLike | None = None,
     ) -> None:
         self.config = config
         self.data_sha256 = data_sha256
         self.runtime = runtime
         self.checkpoint_dir = Path(checkpoint_dir)
+        self.prefix_dir = Path(prefix_dir) if prefix_dir is not None and data_sha256 is not None else None
+        self.prefix_key = checkpoints.prefix_key(config, data_sha256, runtime) if self.prefix_dir else None
         self.on_step = on_step
         self.progress = progress and runtime.is_main
         on_cuda = runtime.device.type == "cuda"
@@ -188,7 +195,8 @@ class Trainer:
             "dataset_sha256": self.data_sha256,
         }
 
-    def _resume(self) -> dict[str, Any] | None:
+    def _own_checkpoint(self) -> dict[str, Any] | None:
+        """The state of this run's newest usable epoch checkpoint, or None."""
         found = checkpoints.latest_intact_checkpoint(self.checkpoint_dir, self.runtime.device)
         if found is None:
             return None
@@ -200,10 +208,32 @@ class Trainer:
                           f"from the start", stacklevel=2)
             return None
         checkpoints.check_resumable(path, state, self.config.hash, self.runtime.world_size)
+        return state
+
+    def _resume(self) -> dict[str, Any] | None:
+        """Load the state training continues from: this run's epoch checkpoint, or the stored prefix of
+        its stages 1-2 while the run has not reached stage 3; None to start afresh."""
+        state = self._own_checkpoint()
+        if self.prefix_dir is not None and (state is None or state["stage"] < 3):
+            state = checkpoints.load_prefix(self.prefix_dir, self.prefix_key, self.data_sha256,
+                                            self.runtime.device) or state
+        if state is None:
+            return None
         self.model.load_state_dict(state["model"])
         self.history = list(state["history"])
+        self.scaler.load_state_dict(state["scaler"])
         checkpoints.restore_rng_state(state["rng"][self.runtime.rank])
         return state
+
+    def _save(self, optimizer: torch.optim.Optimizer, stage_number: int, epoch: int, last: bool) -> None:
+        """Checkpoint the finished ``epoch`` (counted from 1) of ``stage_number``; the ``last`` epoch of
+        stage 2 also goes to the prefix store."""
+        state = self._checkpoint_state(optimizer)
+        if self.runtime.is_main:
+            checkpoints.save_checkpoint(self.checkpoint_dir, stage_number, epoch, state)
+            if stage_number == 2 and last and self.prefix_dir is not None:
+                checkpoints.save_prefix(self.prefix_dir, self.prefix_key, {**state, "stage": 2, "epoch": epoch})
+        barrier(self.runtime)
 
     # -- the schedule
     def fit(self) -> TrainingOutcome:
@@ -222,14 +252,9 @@ class Trainer:
             network = self._wrap()
             if resumed is not None and stage_number == resumed["stage"]:
                 optimizer.load_state_dict(resumed["optimizer"])
-                self.scaler.load_state_dict(resumed["scaler"])
             for epoch in range(first_epoch, stage.epochs):
-                row = self._run_epoch(network, optimizer, stage_number, stage, epoch)
-                self.history.append(row)
-                state = self._checkpoint_state(optimizer)
-                if self.runtime.is_main:
-                    checkpoints.save_checkpoint(self.checkpoint_dir, stage_number, epoch + 1, state)
-                barrier(self.runtime)
+                self.history.append(self._run_epoch(network, optimizer, stage_number, stage, epoch))
+                self._save(optimizer, stage_number, epoch + 1, last=epoch + 1 == stage.epochs)
         for parameter in self.model.parameters():
             parameter.requires_grad_(True)
         self.model.eval()

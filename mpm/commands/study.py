@@ -1,8 +1,10 @@
-"""``mpm study``: list or grow the book's experiment sets (ablation, thresholds, parts, selection).
+"""``mpm study``: list or grow the book's experiment sets (ablation, thresholds, parts, selection, and
+the stage-3 factorial: mechanisms, mechanisms-long).
 
 Runs already stored in ``results/`` are never retrained, so the command can be stopped at any
 time and started again: ``--max-runs`` bounds how many missing runs one call trains, and
-``--shard K/N`` (K counting from 0) lets N workers share a study. ``--list`` shows each run as
+``--shard K/N`` (K counting from 0) lets N workers share a study, each taking whole groups of runs
+that share stages 1-2 (trained once, in that worker's cache). ``--list`` shows each run as
 stored, missing, corrupt (a record that cannot be read back; training replaces it) or newer (made
 by a newer mpm: kept, not served).
 """
@@ -32,8 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-runs", type=int, default=None, metavar="N",
                         help="train at most N missing runs in this call (N >= 1)")
     parser.add_argument("--shard", default="0/1", metavar="K/N",
-                        help="train only every N-th distinct run from the K-th, K counting from 0 to N-1 "
-                             "(N parallel workers: 0/N, 1/N, ..., N-1/N)")
+                        help="train only the K-th of N shares of the distinct runs, K counting from 0 to N-1 "
+                             "(N parallel workers: 0/N, 1/N, ..., N-1/N); runs that share stages 1-2 go "
+                             "to one worker")
     parser.add_argument("--results", metavar="DIR", default=None,
                         help="results folder to read and grow (default: <project>/results/runs)")
     parser.add_argument("--list", action="store_true", help="only show what is stored and what is missing")

@@ -4,12 +4,13 @@ A study is a list of *settings* (a label and the config fields it changes) appli
 profile and repeated over seeds. Runs are stored by `mpm.runs.experiments.run` under their config
 hash, so a setting shared by two studies (the full model appears in all of them) trains once,
 and a study grows run by run: `run_study(..., max_runs=N)` trains at most N missing runs and
-everything already stored is served from ``results/``.
+everything already stored is served from ``results/``. Settings that differ only in stage 3 form a
+*prefix group* (`mpm.runs.checkpoints.prefix_group`): the group's first run stores the state after
+stage 2 in the cache and the others start from it, so ``--shard`` gives each worker whole groups.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shlex
 import warnings
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from mpm.config import PART_COUNTS, SELECTORS, ExperimentConfig, profile
+from mpm.runs.checkpoints import prefix_group
 from mpm.evaluation import MODES
 from mpm.runs.paths import default_results_root, project_root
 from mpm.runs.store import CorruptRecord, NewerRecord, RunRecord, find_record, history_from_csv, is_complete, read_record
@@ -91,6 +93,32 @@ def _selection(selectors: Sequence[str] = SELECTORS) -> list[Setting]:
     return [Setting(selector, {**FULL_MODEL, "selector": selector}) for selector in selectors]
 
 
+TRIHARD_CELLS = (
+    ("(4) + TriHard batches", dict(mask_mode="pool", triplet_loss="none", selector="mask-trihard")),
+    ("(5) + TriHard", dict(mask_mode="pool", triplet_loss="global", selector="mask-trihard")),
+)
+"""The cells of the stage-3 factorial that Table 1 leaves out: the id loss alone, and the global
+triplet loss, on Mask-guided TriHard triplets."""
+
+LONG_STAGE3_EPOCHS = 10
+"""The stage-3 length of `_mechanisms_long` (the same learning rates)."""
+
+
+def _mechanisms() -> list[Setting]:
+    """Selector {random, Mask-guided TriHard} × stage-3 loss {none, global, local} on mask pooling: Table 1
+    rows (4)-(7) and `TRIHARD_CELLS`, one prefix group per seed."""
+    cells = (*ABLATION_ROWS[3:6], *TRIHARD_CELLS, ABLATION_ROWS[6])
+    return [Setting(label, dict(overrides)) for label, overrides in cells]
+
+
+def _mechanisms_long() -> list[Setting]:
+    """Selector {random, Mask-guided TriHard} × stage-3 loss {none, local} again with a stage 3 of
+    `LONG_STAGE3_EPOCHS` epochs: the prefix group of `_mechanisms` at the same seed."""
+    return [Setting(f"{setting.label}, {LONG_STAGE3_EPOCHS}-epoch stage 3",
+                    {**setting.overrides, "stage3": {"epochs": LONG_STAGE3_EPOCHS}})
+            for setting in _mechanisms() if setting.overrides["triplet_loss"] != "global"]
+
+
 def _chosen_rows(rows: Sequence[str] | None = None) -> list[Setting]:
     settings = {setting.label: setting for setting in _ablation()}
     unknown = [row for row in rows or () if row not in settings]
@@ -104,8 +132,11 @@ STUDIES = {
     "thresholds": _thresholds,
     "parts": _parts,
     "selection": _selection,
+    "mechanisms": _mechanisms,
+    "mechanisms-long": _mechanisms_long,
 }
-"""Study name → its settings (Table 1, Fig. 7, Fig. 6 and Fig. 9 of the paper)."""
+"""Study name → its settings (Table 1, Fig. 7, Fig. 6 and Fig. 9 of the paper; the stage-3 factorial at
+the default stage-3 length and, a study of its own as it takes fewer seeds, the longer one)."""
 
 DEFAULT_SEEDS = (0, 1)
 
@@ -114,11 +145,13 @@ STUDY_PARAMETERS = {
     "thresholds": ("thresholds", "readings"),
     "parts": ("part_counts",),
     "selection": ("selectors",),
+    "mechanisms": (),
+    "mechanisms-long": (),
 }
 """Study name → the chapter parameters that choose its settings (every one optional)."""
 
 _CHOOSERS = {"ablation": _chosen_rows, "thresholds": _thresholds, "parts": _parts,
-             "selection": _selection}
+             "selection": _selection, "mechanisms": _mechanisms, "mechanisms-long": _mechanisms_long}
 
 
 def study_settings(name: str) -> list[Setting]:
@@ -142,8 +175,14 @@ def plan(names: Iterable[str], base: str | ExperimentConfig = "cpu",
          seeds: Sequence[int] = DEFAULT_SEEDS) -> list[PlannedRun]:
     """Every run of the studies ``names``: seed by seed, so all settings get a first seed early."""
     base_config = profile(base) if isinstance(base, str) else base
-    return [PlannedRun(name, setting, seed, dataclasses.replace(base_config, seed=seed, **setting.overrides))
+    return [_planned(name, setting, seed, base_config)
             for seed in seeds for name in names for setting in study_settings(name)]
+
+
+def _planned(study: str, setting: Setting, seed: int, base: ExperimentConfig) -> PlannedRun:
+    """``setting`` of ``study`` at ``seed`` on ``base`` (`ExperimentConfig.replace`, so that a setting may
+    change one field of a stage)."""
+    return PlannedRun(study, setting, seed, base.replace(seed=seed, **setting.overrides))
 
 
 def unique_configs(runs: Iterable[PlannedRun]) -> list[ExperimentConfig]:
@@ -168,19 +207,54 @@ def is_stored(config: ExperimentConfig, results_root: str | os.PathLike | None =
     return is_complete(results_folder(config, results_root))
 
 
+def prefix_groups(configs: Iterable[ExperimentConfig]) -> list[list[ExperimentConfig]]:
+    """``configs`` grouped by the stages 1-2 they share (`prefix_group`): groups in order of first
+    appearance, configs in their order within a group."""
+    groups: dict[str, list[ExperimentConfig]] = {}
+    for config in configs:
+        groups.setdefault(prefix_group(config), []).append(config)
+    return list(groups.values())
+
+
+STAGE3_EPOCH_COST = 3
+"""A stage-3 epoch counted in epochs of stages 1-2: it trains on three images per training image (the
+records in results/runs measure 2.7-3.7)."""
+
+
+def training_epochs(group: Sequence[ExperimentConfig]) -> int:
+    """What a prefix group costs to train, in epochs of stages 1-2: its stages 1-2 once, every config's
+    stage 3 (`STAGE3_EPOCH_COST` each)."""
+    return group[0].stage1.epochs + group[0].stage2.epochs + STAGE3_EPOCH_COST * sum(
+        config.stage3.epochs for config in group)
+
+
+def shard_configs(configs: Sequence[ExperimentConfig], shard: tuple[int, int]) -> list[ExperimentConfig]:
+    """The configs worker ``k`` of ``n`` trains (``shard=(k, n)``): whole prefix groups, each given in turn
+    to the worker with the fewest `training_epochs` so far (the lowest k on a tie), so that the first
+    config of a group stores the prefix the others start from in that worker's cache."""
+    index, count = shard
+    if not 0 <= index < count:
+        raise ValueError(f"shard {index}/{count} is not valid; use K/N with 0 <= K < N, e.g. 0/2 and 1/2")
+    loads, mine = [0] * count, []
+    for group in prefix_groups(configs):
+        worker = loads.index(min(loads))
+        loads[worker] += training_epochs(group)
+        if worker == index:
+            mine += group
+    return mine
+
+
 def run_study(names: Iterable[str], base: str | ExperimentConfig = "cpu",
               seeds: Sequence[int] = DEFAULT_SEEDS, max_runs: int | None = None,
               progress: bool = False, results_root: str | os.PathLike | None = None,
               shard: tuple[int, int] = (0, 1)) -> list[ExperimentConfig]:
     """Train the missing runs of studies ``names`` (at most ``max_runs``); returns those trained.
 
-    ``shard=(k, n)`` takes only every n-th distinct run starting at the k-th, so n processes
-    with k = 0..n-1 share the work without training anything twice.
+    ``shard=(k, n)`` takes only the k-th of n shares of the distinct runs (`shard_configs`), so n
+    processes with k = 0..n-1 share the work without training anything twice, and every prefix
+    group trains its stages 1-2 once.
     """
-    index, count = shard
-    if not 0 <= index < count:
-        raise ValueError(f"shard {index}/{count} is not valid; use K/N with 0 <= K < N, e.g. 0/2 and 1/2")
-    configs = unique_configs(plan(names, base, seeds))[index::count]
+    configs = shard_configs(unique_configs(plan(names, base, seeds)), shard)
     missing = [config for config in configs if not is_stored(config, results_root)]
     trained = []
     for config in missing:
@@ -233,8 +307,7 @@ def study_configs(study: str, profile_name: str = "cpu", seeds: Sequence[int] = 
     if data_root is not None:
         base = base.replace(root=str(data_root))
     settings = chosen_settings(study, **selection)
-    return [PlannedRun(study, setting, seed, dataclasses.replace(base, seed=seed, **setting.overrides))
-            for seed in seeds for setting in settings]
+    return [_planned(study, setting, seed, base) for seed in seeds for setting in settings]
 
 
 def run_or_load(runs: Sequence[PlannedRun | ExperimentConfig], results_root: str | os.PathLike | None = None,

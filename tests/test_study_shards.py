@@ -93,3 +93,10 @@ def test_run_study_trains_its_shard_in_order(tmp_path, monkeypatch):
     assert trained == [config.hash for config in shard_configs(configs, (1, 2))] == [c.hash for c in done]
     with pytest.raises(ValueError, match="shard 2/2 is not valid"):
         shard_configs(configs, (2, 2))
+
+
+def test_seeds_2_to_4_train_24_prefixes_for_45_runs_and_the_factorial_adds_no_prefix():
+    configs = unique_configs(plan(["ablation", "selection"], "cpu", (2, 3, 4)))
+    assert (len(configs), len(prefix_groups(configs))) == (45, 24)
+    with_factorial = unique_configs(plan(["ablation", "selection", "mechanisms", "mechanisms-long"], "cpu", (2, 3, 4)))
+    assert (len(with_factorial), len(prefix_groups(with_factorial))) == (63, 24)

@@ -61,15 +61,19 @@ def test_person_share_per_part():
     assert table[["row", "column"]].values.tolist() == [[0, 0], [1, 0], [2, 0]]
 
 
-def test_six_parts_is_best_only_when_it_beats_every_other_count():
-    values = {("3 parts", 0): 40.0, ("3 parts", 1): 42.0, ("6 parts", 0): 50.0, ("6 parts", 1): 53.0,
-              ("12 parts", 0): 49.0, ("12 parts", 1): 55.0}
+def test_six_parts_is_best_only_when_it_beats_every_other_count_on_the_profiles_grid():
+    values = {("3 parts", 0): 40.0, ("3 parts", 1): 42.0, ("3 parts", 2): 41.0,
+              ("6 parts", 0): 50.0, ("6 parts", 1): 53.0, ("6 parts", 2): 51.0,
+              ("12 parts", 0): 49.0, ("12 parts", 1): 55.0, ("12 parts", 2): 51.0}
     table = pd.DataFrame([{"setting": s, "seed": seed, "stored": True, "SQ mAP": v}
                           for (s, seed), v in values.items()]
                          + [{"setting": "18 parts", "seed": 0, "stored": False, "SQ mAP": np.nan}])
-    claims = part_count_claims(table, {key: np.full(4, v) for key, v in values.items()}).set_index("claim")
-    assert claims.loc["6 parts > 3 parts", ["ours", "difference", "verdict"]].tolist() == [
-        "6 parts 51.5 vs 3 parts 41.0", "+10.5 ± 0.7", "agree"]
-    assert claims.loc["6 parts > 12 parts", "verdict"] == "undecided"  # -1 ± 2.8
-    assert claims.loc["6 parts > 18 parts", "verdict"] == "untested"
-    assert claims.loc["6 parts is best", ["verdict", "seeds"]].tolist() == ["untested", 0]
+    scores = {key: pd.Series(np.full(4, v), index=pd.Index([1, 2, 3, 4], name="pid")) for key, v in values.items()}
+    claims = part_count_claims(table, scores, (6, 3)).set_index("claim")
+    three = claims.loc["6 parts > 3 parts on the 6×3 map"]
+    assert (three["better"], three["worse"], three["d"], three["n"], three["δ"]) == (
+        pytest.approx(51.333333), 41.0, pytest.approx(10.333333), 3, 1.0)
+    assert three["verdict"] == "reproduced"  # differences 10, 11, 10
+    assert claims.loc["6 parts > 12 parts on the 6×3 map", "verdict"] == "undecided"  # 1, -2, 0
+    assert claims.loc["6 parts > 18 parts on the 6×3 map", "verdict"] == "untested"
+    assert claims.loc["6 parts is best on the 6×3 map", ["verdict", "n"]].tolist() == ["untested", 0]

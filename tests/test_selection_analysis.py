@@ -138,16 +138,18 @@ def test_shared_stages_compare_every_logged_value_but_the_timings():
     assert shared.loc[1, "differing columns"] == "id_loss, loss"
 
 
-def test_selection_claims_follow_fig_9():
-    values = {("mask-trihard", 0): 60.0, ("mask-trihard", 1): 62.0, ("batch-hard", 0): 50.0,
-              ("batch-hard", 1): 51.0, ("random", 0): 55.0, ("random", 1): 56.0}
+def test_selection_claims_follow_the_papers_text():
+    values = {("mask-trihard", seed): 60.0 + seed for seed in range(3)}
+    values |= {("batch-hard", seed): 50.0 for seed in range(3)} | {("random", seed): 65.0 for seed in range(3)}
     table = pd.DataFrame([{"setting": s, "seed": seed, "stored": True, "SQ mAP": v}
                           for (s, seed), v in values.items()])
-    claims = selection_claims(table, {key: np.full(3, v) for key, v in values.items()}).set_index("claim")
-    assert claims.loc["mask-trihard > batch-hard", "verdict"] == "agree"
-    assert claims.loc["batch-hard > random", "verdict"] == "contradict"
-    whole = claims.loc["Mask-guided TriHard beats Batch-Hard beats random"]
-    assert whole["verdict"] == "contradict"
-    assert whole["why"] == "mask-trihard > batch-hard: agree; batch-hard > random: contradict"
-    alone = selection_claims(table[table["setting"] != "batch-hard"], {}).set_index("claim")
-    assert alone["verdict"].tolist() == ["untested"] * 3
+    scores = {key: pd.Series(np.full(3, v), index=pd.Index([1, 2, 3], name="pid")) for key, v in values.items()}
+    claims = selection_claims(table, scores).set_index("claim")
+    assert claims.index.tolist() == ["mask-trihard > batch-hard", "mask-trihard > random", "mask-trihard beats both"]
+    assert claims.loc["mask-trihard > batch-hard", "verdict"] == "reproduced"  # +10, +11, +12
+    assert claims.loc["mask-trihard > random", "verdict"] == "reversed"  # -5, -4, -3
+    whole = claims.loc["mask-trihard beats both"]
+    assert whole["verdict"] == "reversed"
+    assert whole["why"] == "mask-trihard > batch-hard: reproduced; mask-trihard > random: reversed"
+    alone = selection_claims(table[table["setting"] != "batch-hard"], scores).set_index("claim")
+    assert alone["verdict"].tolist() == ["untested", "reversed", "reversed"]

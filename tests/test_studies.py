@@ -4,33 +4,18 @@ chapters' parameters, and the statistics the chapters report."""
 import dataclasses
 import math
 
-import numpy as np
-import pandas as pd
 import pytest
 
-from mpm.analysis.statistics import (
-    VERDICTS,
-    ablation_claims,
-    bootstrap_interval,
-    chance_rank1,
-    claim_row,
-    combine_verdicts,
-    compare,
-    format_mean_sd,
-    seed_summary,
-    setting_statistics,
-)
+from mpm.analysis.scores import query_scores
+from mpm.analysis.statistics import chance_rank1, seed_summary, setting_statistics
 from mpm.config import profile
 from mpm.runs.lock import RunLocked
 from mpm.runs.store import write_record
 from mpm.runs.studies import (
-    ABLATION_CLAIMS,
     FULL_MODEL,
     STUDIES,
-    histories,
     missing_runs,
     plan,
-    query_scores,
     results_table,
     run_or_load,
     run_study,
@@ -212,29 +197,6 @@ def test_a_corrupt_record_is_shown_as_corrupt_with_a_warning_naming_the_file(tmp
     assert math.isnan(table.loc[1, "SQ mAP"])
 
 
-PER_QUERY = """query,sample,pid,camid,SQ first rank,SQ AP,MQ first rank,MQ AP,SQ+RR first rank,SQ+RR AP,MQ+RR first rank,MQ+RR AP,SQ top
-0,0,1,0,1,0.5,1,0.5,2,0.25,1,0.75,1 2
-1,0,2,0,3,0.25,,,1,1.0,1,1.0,2 1
-"""
-
-
-def test_query_scores_and_histories_come_from_the_record_files(tmp_path):
-    planned = study_configs("parts", "smoke", [0], part_counts=[3])
-    write_record(tmp_path, planned[0].config, fake_metrics(0.5, 0.25),
-                 [{"stage": 1, "epoch": 1, "loss": 2.5}, {"stage": 3, "epoch": 1, "loss": 1.25}],
-                 {}, PER_QUERY, {})
-    table = runs_table(planned, tmp_path)
-    assert query_scores(table, "SQ mAP")[("3 parts", 0)].tolist() == [50.0, 25.0]
-    assert query_scores(table, "SQ R1")[("3 parts", 0)].tolist() == [100.0, 0.0]
-    mq = query_scores(table, "MQ R1")[("3 parts", 0)]
-    assert mq[0] == 100.0 and math.isnan(mq[1])  # a skipped query stays NaN
-    four = query_scores(table, "4-mode mAP")[("3 parts", 0)]
-    assert four[0] == 50.0 and math.isnan(four[1])  # (50 + 50 + 25 + 75) / 4
-    assert query_scores(table, "4-mode R1")[("3 parts", 0)][0] == 75.0
-    assert histories(table) == {("3 parts", 0): [{"stage": 1, "epoch": 1, "loss": 2.5},
-                                                 {"stage": 3, "epoch": 1, "loss": 1.25}]}
-
-
 def test_missing_runs_name_the_command_that_trains_them(tmp_path):
     runs = study_configs("thresholds", "smoke", [1], thresholds=[0.4, 0.5], readings=["gated"])
     write_record(tmp_path, runs[0].config, fake_metrics(0.5, 0.25), [], {}, QUERIES, {})
@@ -249,106 +211,6 @@ def test_missing_runs_name_the_command_that_trains_them(tmp_path):
     assert train_command(baseline.replace(stage3={"epochs": 5}), "cpu") == (
         "mpm train --profile cpu --set mask_mode=none --set triplet_loss=none --set selector=random "
         "--set stage3.epochs=5")
-
-
-# --- statistics -------------------------------------------------------------------------------
-def scored(values: dict[tuple[str, int], float]) -> pd.DataFrame:
-    """A results table whose ``"SQ mAP"`` holds ``values`` per (setting, seed)."""
-    return pd.DataFrame([{"setting": setting, "seed": seed, "stored": True, "SQ mAP": value}
-                         for (setting, seed), value in values.items()])
-
-
-def test_mean_and_sd_only_with_two_seeds():
-    assert format_mean_sd(57.64, math.nan, 1) == "57.6"
-    assert format_mean_sd(57.64, 1.26, 2) == "57.6 ± 1.3"
-    assert format_mean_sd(math.nan, math.nan, 0) == "–"
-    nothing = pd.DataFrame({"setting": ["a"], "seed": [0], "stored": [False], "SQ mAP": [math.nan]})
-    assert seed_summary(nothing, ["SQ mAP"]).columns.tolist() == ["SQ mAP", "seeds"]
-    assert seed_summary(nothing, ["SQ mAP"]).empty
-
-
-def test_bootstrap_averages_seeds_query_by_query_and_drops_skipped_queries():
-    assert bootstrap_interval(np.array([[0.0, 100.0], [100.0, 0.0]])) == (50.0, 50.0)
-    low, high = bootstrap_interval(np.array([10.0, np.nan, 30.0]), seed=3)
-    assert 10.0 <= low <= high <= 30.0
-    assert bootstrap_interval(np.array([1.0, 5.0, 2.0, 8.0]), seed=7) == \
-        bootstrap_interval(np.array([1.0, 5.0, 2.0, 8.0]), seed=7)
-    assert all(math.isnan(v) for v in bootstrap_interval(np.array([np.nan])))
-
-
-def test_setting_statistics_give_no_sd_for_one_seed():
-    table = scored({("a", 0): 60.0, ("a", 1): 70.0, ("b", 0): 40.0})
-    scores = {("a", 0): np.array([60.0, 60.0]), ("a", 1): np.array([70.0, 70.0]),
-              ("b", 0): np.array([20.0, 60.0])}
-    stats = setting_statistics(table, scores, "SQ mAP")
-    assert stats.loc["a", ["mean", "seeds", "low", "high"]].tolist() == [65.0, 2, 65.0, 65.0]
-    assert stats.loc["a", "sd"] == pytest.approx(math.sqrt(50))
-    assert math.isnan(stats.loc["b", "sd"]) and stats.loc["b", "seeds"] == 1
-    assert 20.0 <= stats.loc["b", "low"] <= stats.loc["b", "high"] <= 60.0
-
-
-SEEDS = {("a", 0): 60.0, ("a", 1): 70.0, ("b", 0): 50.0, ("b", 1): 58.0}
-CONSTANT = {key: np.full(4, value) for key, value in SEEDS.items()}
-
-
-def test_a_difference_beyond_seed_spread_and_query_interval_decides():
-    agree = compare(scored(SEEDS), CONSTANT, "a", "b", "SQ mAP")
-    assert (agree.seeds, agree.difference, agree.low, agree.high) == (2, 11.0, 11.0, 11.0)
-    assert agree.spread == pytest.approx(math.sqrt(2))
-    assert agree.verdict == "agree"
-    assert compare(scored(SEEDS), CONSTANT, "b", "a", "SQ mAP").verdict == "contradict"
-    row = claim_row("a > b", "paper", agree, names=("a", "b"))
-    assert (row["ours"], row["difference"], row["95 % interval (queries)"], row["seeds"]) == (
-        "a 65.0 vs b 54.0", "+11.0 ± 1.4", "[+11.0, +11.0]", 2)
-    assert claim_row("b < a", "paper", agree, names=("a", "b"), worse_first=True)["ours"] == "b 54.0 vs a 65.0"
-
-
-def test_a_difference_within_its_seed_spread_is_undecided():
-    values = {**SEEDS, ("b", 1): 72.0}  # differences +10 and -2: mean 4, sd 8.5
-    comparison = compare(scored(values), {k: np.full(4, v) for k, v in values.items()}, "a", "b", "SQ mAP")
-    assert comparison.difference == 4.0
-    assert (comparison.verdict, comparison.reason) == ("undecided", "within the seed spread (query interval excludes 0)")
-
-
-def test_a_difference_whose_query_interval_holds_zero_is_undecided():
-    scores = {("a", 0): np.array([100.0, 0.0, 100.0, 0.0]), ("a", 1): np.array([100.0, 0.0, 100.0, 0.0]),
-              ("b", 0): np.array([0.0, 100.0, 0.0, 80.0]), ("b", 1): np.array([0.0, 100.0, 0.0, 80.0])}
-    table = scored({("a", 0): 50.0, ("a", 1): 50.0, ("b", 0): 45.0, ("b", 1): 45.0})
-    comparison = compare(table, scores, "a", "b", "SQ mAP")
-    assert comparison.spread == 0.0 and comparison.low < 0 < comparison.high
-    assert comparison.verdict == "undecided"
-    assert comparison.reason == "beyond the seed spread, but the query interval includes 0"
-
-
-def test_one_seed_or_a_missing_run_decide_nothing():
-    one = compare(scored({("a", 0): 60.0, ("b", 0): 50.0, ("b", 1): 52.0}), CONSTANT, "a", "b", "SQ mAP")
-    assert (one.seeds, one.difference, one.verdict) == (1, 10.0, "undecided")
-    assert one.reason == "1 seed: spread unknown (query interval excludes 0)"
-    assert claim_row("a > b", "", one)["difference"] == "+10.0"
-    missing = compare(scored({("a", 0): 60.0}), CONSTANT, "a", "b", "SQ mAP")
-    assert (missing.verdict, missing.reason) == ("untested", "not stored: b")
-    assert claim_row("a > b", "", missing)["ours"] == "–"
-
-
-@pytest.mark.parametrize("verdicts, combined", [
-    (["agree", "agree"], "agree"), (["agree", "contradict", "untested"], "contradict"),
-    (["agree", "undecided"], "undecided"), (["undecided", "untested"], "untested"), ([], "untested")])
-def test_a_claim_of_several_comparisons(verdicts, combined):
-    assert combine_verdicts(verdicts) == combined
-
-
-def test_ablation_claims_cover_table_1_and_its_gated_rows():
-    labels = {setting.label for setting in study_settings("ablation")}
-    assert all({better, worse} <= labels for _, _, better, worse in ABLATION_CLAIMS)
-    claims = ablation_claims(scored({}).reindex(columns=["setting", "seed", "stored", "SQ mAP"]), {})
-    assert len(claims) == 14 and set(claims["verdict"]) == {"untested"} <= set(VERDICTS)
-    first = claims.iloc[0]
-    assert (first["reading"], first["claim"], first["paper"]) == ("text", "(1) < (2)", "69.1 < 69.9")
-    assert claims.loc[claims["claim"] == "(2) < (4)", "paper"].tolist() == ["69.9 < 73.7"] * 2
-    baseline, convolution = "(1) Baseline", "(2) + Mask (convolution)"
-    values = {(baseline, 0): 44.0, (baseline, 1): 46.0, (convolution, 0): 74.0, (convolution, 1): 76.0}
-    first = ablation_claims(scored(values), {key: np.full(3, value) for key, value in values.items()}).iloc[0]
-    assert (first["ours"], first["difference"], first["verdict"]) == ("(1) 45.0 vs (2) 75.0", "+30.0 ± 0.0", "agree")
 
 
 def test_chance_rank1_is_the_share_of_true_matches_among_valid_gallery_items():

@@ -71,6 +71,9 @@ def test_group_means_average_seed_means_with_one_weight_per_threshold():
         stored_row("t=0.0 + gate", 0, 7, 7, 7, 7),
         {"setting": "t=0.2", "seed": 0, "stored": False, "run": "missing"},
         stored_row("t=0.35", 0, 99, 99, 99, 99),  # in the gap between two groups: left out
+        stored_row("t=0.8 + gate", 0, 40, 40, 40, 40),
+        stored_row("t=1.0 + gate", 0, 0, 0, 0, 0),  # the gated control: not a point of the curve
+        stored_row("t=1.0", 0, 20, 20, 20, 20),
     ])
     means = group_means(sweep_table(table))
     assert means.loc[(TEXT, "0.4-0.7"), "SQ mAP"] == 30.0  # (15 + 45) / 2, not (10 + 20 + 45) / 3
@@ -78,7 +81,9 @@ def test_group_means_average_seed_means_with_one_weight_per_threshold():
     assert means.loc[(TEXT, "0.0-0.3"), "4-mode R1"] == 5.0
     assert means.loc[(TEXT, "0.0-0.3"), "thresholds"] == "0.0"
     assert means.loc[(GATED, "0.0-0.3"), "SQ R1"] == 7.0
-    assert len(means) == 3
+    assert means.loc[(GATED, "0.8-1.0"), ["SQ mAP", "thresholds"]].tolist() == [40.0, "0.8"]
+    assert means.loc[(TEXT, "0.8-1.0"), ["SQ mAP", "thresholds"]].tolist() == [20.0, "1.0"]
+    assert len(means) == 5
 
 
 def test_best_threshold_per_reading_by_seed_mean_once_three_thresholds_are_stored():
@@ -102,26 +107,28 @@ def test_best_threshold_per_reading_by_seed_mean_once_three_thresholds_are_store
 def claims_of(values: dict[tuple[str, int], float]):
     table = pd.DataFrame([stored_row(setting, seed, *[value] * 4) for (setting, seed), value in values.items()])
     sweep = sweep_table(table)
-    scores = {key: np.full(5, value) for key, value in values.items()}
+    scores = {key: pd.Series(np.full(5, value), index=pd.Index(range(5), name="pid"))
+              for key, value in values.items()}
     return threshold_claims(sweep, scores).set_index("claim")
 
 
-def test_the_band_claim_compares_the_best_threshold_inside_with_the_best_outside():
-    claims = claims_of({("t=0.0", 0): 30.0, ("t=0.0", 1): 32.0, ("t=0.4", 0): 50.0, ("t=0.4", 1): 51.0,
-                        ("t=0.6", 0): 45.0, ("t=0.6", 1): 44.0, ("t=1.0", 0): 35.0, ("t=1.0", 1): 36.0})
-    row = claims.loc["text: best threshold in 0.4-0.7"]
-    assert row["ours"] == "t=0.4 50.5 vs t=1.0 35.5"
-    assert row["difference"] == "+15.0 ± 0.0" and row["seeds"] == 2
-    assert row["verdict"] == "agree"
-    outside = claims_of({("t=0.0", 0): 60.0, ("t=0.0", 1): 62.0, ("t=0.4", 0): 50.0, ("t=0.4", 1): 51.0,
-                         ("t=0.2", 0): 45.0, ("t=0.2", 1): 46.0})
-    assert outside.loc["text: best threshold in 0.4-0.7", "verdict"] == "contradict"
+def three_seeds(means: dict[str, float]) -> dict[tuple[str, int], float]:
+    """Seeds 0-2 of each setting at its mean −1, +0, +1."""
+    return {(setting, seed): mean + seed - 1 for setting, mean in means.items() for seed in range(3)}
+
+
+def test_the_band_claim_compares_the_best_threshold_inside_with_the_best_outside_leaving_out_the_control():
+    claims = claims_of(three_seeds({"t=0.0": 31.0, "t=0.4": 50.5, "t=0.6": 44.5, "t=1.0": 35.5,
+                                    "t=0.2 + gate": 40.0, "t=0.6 + gate": 30.0, "t=1.0 + gate": 60.0}))
+    row = claims.loc["text: best threshold in 0.4-0.7 (t=0.4 > t=1.0)"]
+    assert (row["better"], row["worse"], row["d"], row["n"], row["δ"]) == (50.5, 35.5, 15.0, 3, 1.0)
+    assert row["verdict"] == "reproduced"
+    gated = claims.loc["gated: best threshold in 0.4-0.7 (t=0.6 + gate > t=0.2 + gate)"]  # t=1.0 + gate: a control
+    assert (gated["d"], gated["verdict"]) == (-10.0, "reversed")
 
 
 def test_the_band_claim_is_untested_below_three_thresholds_or_with_one_side_empty():
     claims = claims_of({("t=0.4 + gate", 0): 50.0, ("t=1.0 + gate", 0): 2.0,
                         ("t=0.4", 0): 50.0, ("t=0.5", 0): 52.0, ("t=0.6", 0): 51.0})
-    assert claims.loc["gated: best threshold in 0.4-0.7", "why"] == (
-        "2 threshold(s) stored, a best threshold needs 3")
-    assert claims.loc["text: best threshold in 0.4-0.7", "why"] == "no threshold stored outside 0.4-0.7"
-    assert set(claims["verdict"]) == {"untested"}
+    assert claims.loc["gated: best threshold in 0.4-0.7", ["verdict", "why"]].tolist() == ["untested", "missing"]
+    assert claims.loc["text: best threshold in 0.4-0.7", ["verdict", "why"]].tolist() == ["untested", "missing"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from mpm.analysis.tables import book_table
+
 
 def show_missing_runs(missing: pd.DataFrame, requested: int, wording: str = "requested runs missing") -> None:
     """Print "<len(missing)> of <requested> <wording>" and display ``missing`` (commands in full)
@@ -13,5 +15,4 @@ def show_missing_runs(missing: pd.DataFrame, requested: int, wording: str = "req
 
     print(f"{len(missing)} of {requested} {wording}")
     if len(missing):
-        with pd.option_context("display.max_colwidth", None):
-            display(missing)
+        display(book_table(missing))

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from mpm.analysis.paper import BEST_PART_COUNT
-from mpm.analysis.statistics import QueryScores, claim_row, combined_row, compare
+from mpm.analysis.statistics import DEFAULT_MARGIN, QueryScores, claim_row, combined_row, compare
 from mpm.model import PART_GRIDS, MPMNet
 
 Cell = tuple[int, int, int, int]
@@ -72,13 +72,13 @@ def cell_person_share(masks: torch.Tensor, parts: int, feature_size: tuple[int, 
     return pd.DataFrame(rows)
 
 
-def part_count_claims(table: pd.DataFrame, scores: QueryScores, column: str = "SQ mAP",
+def part_count_claims(table: pd.DataFrame, scores: QueryScores, grid: tuple[int, int], column: str = "SQ mAP",
                       best: int = BEST_PART_COUNT) -> pd.DataFrame:
-    """The paper's claim "``best`` parts is best": ``best`` parts against every other count of the
-    table (`compare`), then the claim as a whole (`combined_row`)."""
-    paper = f"{best} stripes best on Market-1501, DukeMTMC-reID and CUHK03 (Fig. 6)"
-    chosen = f"{best} parts"
-    rows = [claim_row(f"{chosen} > {other}", paper, compare(table, scores, chosen, other, column),
-                      names=(chosen, other))
+    """The paper's claim "``best`` parts is best", judged on the feature map ``grid`` (rows, columns)
+    of the runs' profile and saying so: ``best`` parts against every other count of the table
+    (`compare`, margin `DEFAULT_MARGIN`: the paper gives no step), then the claim as a whole
+    (`combined_row`)."""
+    chosen, where = f"{best} parts", f"on the {grid[0]}×{grid[1]} map"
+    rows = [claim_row(f"{chosen} > {other} {where}", compare(table, scores, chosen, other, column, DEFAULT_MARGIN))
             for other in dict.fromkeys(table["setting"]) if other != chosen]
-    return pd.DataFrame([*rows, combined_row(f"{chosen} is best", paper, rows)])
+    return pd.DataFrame([*rows, combined_row(f"{chosen} is best {where}", rows)])

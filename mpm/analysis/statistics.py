@@ -1,13 +1,29 @@
-"""Statistics the study chapters report: seed summaries, paired differences, bootstrap intervals
-over queries and the verdict on each of the paper's claims.
+"""Statistics the study chapters report: seed summaries, intervals that count training and test
+noise, and the verdict on each of the paper's claims — one rule, stated here.
 
 Conventions. Scores are percentages. A setting's *seeds* are its stored runs; a standard
 deviation needs at least two of them, so one seed shows its value alone (never "± 0.0").
-Two settings are compared *paired by seed* (the difference is taken seed by seed, over the seeds
-both have) and *paired by query* (the 95 % interval is bootstrapped over the test queries of the
-per-query difference, averaged over those seeds). A difference counts as real only when it
-exceeds both its seed spread (so it needs `MIN_SEEDS` seeds) and its query interval (the interval
-excludes 0).
+
+**The rule.** The difference d of a claim "A > B" is paired by seed: the mean over the n seeds
+both settings have of A − B. Its 95 % interval counts both noises,
+
+    d ± t(n−1) · √(s²/n + v),
+
+where s is the standard deviation of the per-seed differences (training noise: another seed
+trains another network) and v is the variance of the seed-averaged difference under a bootstrap
+over **test identities** (test noise: another draw of people for the test set). Identities, not
+queries, are resampled, because the queries of one person are correlated: each resample draws
+identities with replacement and keeps all their queries. Each claim carries a margin δ, fixed
+before looking (`margin`): half of the paper's step for that claim, never below 0.5 point, or
+1.0 point where the paper gives no step. From the interval [lo, hi], the first match wins
+(`decide`):
+
+- *reproduced*: lo > δ and every seed's difference is positive;
+- *negligible*: −δ < lo and hi < δ (the step is too small to matter here, whatever its sign);
+- *reversed*: hi < 0;
+- *positive, smaller*: lo > 0 (positive, but not surely above the margin);
+- *undecided*: anything else, and any claim with fewer than `MIN_SEEDS` paired seeds;
+- *untested*: a run is missing.
 """
 
 from __future__ import annotations
@@ -18,19 +34,41 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import stats as scipy_stats
 
-VERDICTS = ("agree", "contradict", "undecided", "untested")
-"""What our runs say about a claim: agree, contradict, undecided (the difference lies within the
-seed spread or the query interval, or only one seed measures it), untested (runs missing)."""
+VERDICTS = ("reproduced", "positive, smaller", "negligible", "reversed", "undecided", "untested")
+"""What our runs say about a claim, in the order `decide` tries them (see the module docstring)."""
 
-MIN_SEEDS = 2
-"""Paired seeds a difference needs before it can count as real (a spread needs two)."""
+REASONS = {
+    "lo>δ": "the whole interval lies above the margin and every seed agrees",
+    "|·|<δ": "the whole interval lies within ± the margin",
+    "hi<0": "the whole interval lies below zero",
+    "0<lo≤δ": "the interval excludes zero but not the margin (or a seed disagrees)",
+    "∋0": "the interval holds zero and a value beyond the margin",
+    "n<3": "fewer than three paired seeds",
+    "missing": "a run is not stored",
+}
+"""Short reason codes of the verdict tables → what each means (the legend printed under them)."""
 
+MIN_SEEDS = 3
+"""Paired seeds a verdict needs: with fewer, the t interval is too wide to mean much."""
+
+MIN_MARGIN = 0.5
+DEFAULT_MARGIN = 1.0
 RESAMPLES = 1000
 LEVEL = 0.95
 
-QueryScores = Mapping[tuple[str, int], np.ndarray]
-"""(setting, seed) → per-query scores in %, NaN for a skipped query, rows in the same order."""
+QueryScores = Mapping[tuple[str, int], pd.Series]
+"""(setting, seed) → per-query scores in % (NaN for a skipped query), indexed by the query's
+identity (``pid``), rows in the same order for every run."""
+
+
+def margin(paper_step: float | None) -> float:
+    """The margin δ of a claim: half the paper's step (points), never below `MIN_MARGIN`;
+    `DEFAULT_MARGIN` where the paper gives no step."""
+    if paper_step is None or math.isnan(paper_step):
+        return DEFAULT_MARGIN
+    return max(MIN_MARGIN, abs(paper_step) / 2)
 
 
 def format_mean_sd(mean: float, sd: float, seeds: int, decimals: int = 1) -> str:
@@ -67,22 +105,49 @@ def seed_summary(table: pd.DataFrame, columns: Sequence[str] = ("SQ R1", "SQ mAP
     return summary
 
 
-def bootstrap_interval(values: np.ndarray, resamples: int = RESAMPLES, seed: int = 0,
-                       level: float = LEVEL) -> tuple[float, float]:
-    """Percentile interval of the mean over queries, resampling queries with replacement.
+def identity_bootstrap(values: np.ndarray, pids: Sequence[int], resamples: int = RESAMPLES, seed: int = 0
+                       ) -> np.ndarray:
+    """The seed-averaged mean of ``values`` under ``resamples`` bootstrap draws over test identities.
 
-    ``values`` holds one row per seed (or is one row): the seeds are averaged query by query first,
-    and queries with a NaN are left out. NaNs when no query is left.
+    ``values`` holds one row per seed (or is one row), one column per query; the seeds are averaged
+    query by query and queries with a NaN are left out. Each draw takes as many identities as
+    there are, with replacement, and keeps all their queries. Empty when no query is left.
     """
     per_query = np.atleast_2d(np.asarray(values, dtype=np.float64)).mean(axis=0)
-    per_query = per_query[np.isfinite(per_query)]
-    if per_query.size == 0:
+    pids = np.asarray(pids)
+    finite = np.isfinite(per_query)
+    if not finite.any():
+        return np.empty(0)
+    identities, index = np.unique(pids[finite], return_inverse=True)
+    sums = np.bincount(index, weights=per_query[finite], minlength=identities.size)
+    counts = np.bincount(index, minlength=identities.size).astype(np.float64)
+    draws = np.random.default_rng(seed).integers(0, identities.size, size=(resamples, identities.size))
+    return sums[draws].sum(axis=1) / counts[draws].sum(axis=1)
+
+
+def bootstrap_interval(values: np.ndarray, pids: Sequence[int], resamples: int = RESAMPLES, seed: int = 0,
+                       level: float = LEVEL) -> tuple[float, float]:
+    """Percentile interval of the seed-averaged mean of ``values`` under `identity_bootstrap` (test
+    noise only); NaNs when no query is left."""
+    means = identity_bootstrap(values, pids, resamples, seed)
+    if means.size == 0:
         return math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    means = per_query[rng.integers(0, per_query.size, size=(resamples, per_query.size))].mean(axis=1)
     tail = 100 * (1 - level) / 2
     low, high = np.percentile(means, [tail, 100 - tail])
     return float(low), float(high)
+
+
+def two_noise_interval(seed_differences: Sequence[float], bootstrap_variance: float,
+                       level: float = LEVEL) -> tuple[float, float]:
+    """d ± t(n−1) · √(s²/n + v) for per-seed differences (d their mean, s their sd, n their count)
+    and v the test-noise variance of d; NaNs below two seeds."""
+    values = np.asarray(seed_differences, dtype=np.float64)
+    n = values.size
+    if n < 2 or math.isnan(bootstrap_variance):
+        return math.nan, math.nan
+    mean, sd = float(values.mean()), float(values.std(ddof=1))
+    half = float(scipy_stats.t.ppf(0.5 + level / 2, n - 1)) * math.sqrt(sd ** 2 / n + bootstrap_variance)
+    return mean - half, mean + half
 
 
 def _seed_values(table: pd.DataFrame, setting: str, column: str) -> pd.Series:
@@ -90,20 +155,21 @@ def _seed_values(table: pd.DataFrame, setting: str, column: str) -> pd.Series:
     return rows.set_index("seed")[column].astype(float)
 
 
-def _stack(scores: QueryScores, setting: str, seeds: Iterable[int]) -> np.ndarray:
-    arrays = [np.asarray(scores[(setting, seed)], dtype=np.float64) for seed in seeds]
-    if len({array.shape for array in arrays}) > 1:
+def _stack(scores: QueryScores, setting: str, seeds: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The per-query scores of ``setting`` at ``seeds`` (seeds × queries) and the queries' identities."""
+    series = [scores[(setting, seed)] for seed in seeds]
+    if len({len(one) for one in series}) > 1:
         raise ValueError(f"the runs of {setting!r} have different query counts; were they evaluated "
                          "on the same data?")
-    return np.stack(arrays)
+    return np.stack([one.to_numpy(dtype=np.float64) for one in series]), series[0].index.to_numpy()
 
 
 def setting_statistics(table: pd.DataFrame, scores: QueryScores, column: str,
                        resamples: int = RESAMPLES, seed: int = 0) -> pd.DataFrame:
-    """`seed_statistics` of ``column`` with ``low`` and ``high``, the 95 % interval of the
-    seed-mean score bootstrapped over queries (from ``scores``, the per-query form of ``column``)."""
+    """`seed_statistics` of ``column`` with ``low`` and ``high``, the 95 % interval of the seed-mean
+    score under a bootstrap over test identities (test noise; the seed spread is ``sd``)."""
     stats = seed_statistics(table, column)
-    intervals = [bootstrap_interval(_stack(scores, setting, _seed_values(table, setting, column).index),
+    intervals = [bootstrap_interval(*_stack(scores, setting, _seed_values(table, setting, column).index),
                                     resamples, seed) for setting in stats.index]
     stats["low"] = [low for low, _ in intervals]
     stats["high"] = [high for _, high in intervals]
@@ -112,8 +178,9 @@ def setting_statistics(table: pd.DataFrame, scores: QueryScores, column: str,
 
 @dataclass(frozen=True)
 class Comparison:
-    """``better`` − ``worse`` on ``column``, paired by seed and by query, with its verdict on the
-    claim that ``better`` scores higher."""
+    """The claim "``better`` scores higher than ``worse`` on ``column``": the seed means of both,
+    the paired difference (mean ``difference``, sd ``spread`` over ``seeds`` paired seeds), its
+    two-noise interval ``low``-``high``, the ``margin`` δ and the verdict with its reason code."""
 
     better: str
     worse: str
@@ -125,108 +192,105 @@ class Comparison:
     spread: float
     low: float
     high: float
+    margin: float
     verdict: str
     reason: str
 
 
-def untested(better: str, worse: str, column: str, reason: str) -> Comparison:
-    """A comparison that could not be made (``reason`` says why)."""
+def untested(better: str, worse: str, column: str, margin_points: float = DEFAULT_MARGIN) -> Comparison:
+    """A comparison that could not be made: a run is missing."""
     nan = math.nan
-    return Comparison(better, worse, column, 0, nan, nan, nan, nan, nan, nan, "untested", reason)
+    return Comparison(better, worse, column, 0, nan, nan, nan, nan, nan, nan, margin_points, "untested", "missing")
 
 
-def decide(difference: float, spread: float, low: float, high: float, seeds: int,
+def decide(seed_differences: Sequence[float], low: float, high: float, margin_points: float,
            min_seeds: int = MIN_SEEDS) -> tuple[str, str]:
-    """The verdict on "the difference is positive" and why (see the module docstring)."""
-    if seeds == 0:
-        return "untested", "no seed has both runs"
-    side = "higher" if difference > 0 else "lower"
-    excludes_zero = low > 0 or high < 0
-    interval = "query interval excludes 0" if excludes_zero else "query interval includes 0"
-    if seeds < min_seeds:
-        return "undecided", f"{seeds} seed{'s' if seeds > 1 else ''}: spread unknown ({interval})"
-    if not math.isnan(spread) and not abs(difference) > spread:
-        return "undecided", f"within the seed spread ({interval})"
-    if not excludes_zero:
-        return "undecided", f"beyond the seed spread, but the {interval}"
-    return ("agree" if difference > 0 else "contradict"), f"{side}, beyond seed spread and query interval"
+    """The verdict on "the difference is positive" and its reason code (see the module docstring)."""
+    values = np.asarray(seed_differences, dtype=np.float64)
+    if values.size == 0:
+        return "untested", "missing"
+    if values.size < min_seeds:
+        return "undecided", "n<3"
+    if low > margin_points and bool((values > 0).all()):
+        return "reproduced", "lo>δ"
+    if -margin_points < low and high < margin_points:
+        return "negligible", "|·|<δ"
+    if high < 0:
+        return "reversed", "hi<0"
+    if low > 0:
+        return "positive, smaller", "0<lo≤δ"
+    return "undecided", "∋0"
 
 
 def compare(table: pd.DataFrame, scores: QueryScores, better: str, worse: str, column: str,
-            resamples: int = RESAMPLES, seed: int = 0, min_seeds: int = MIN_SEEDS) -> Comparison:
+            margin_points: float = DEFAULT_MARGIN, resamples: int = RESAMPLES, seed: int = 0,
+            min_seeds: int = MIN_SEEDS) -> Comparison:
     """Test the claim "``better`` > ``worse`` on ``column``" on the seeds both settings have."""
     first, second = _seed_values(table, better, column), _seed_values(table, worse, column)
     common = sorted(set(first.index) & set(second.index))
     if not common:
-        missing = [label for label, values in ((better, first), (worse, second)) if values.empty]
-        return untested(better, worse, column,
-                        f"not stored: {', '.join(missing)}" if missing else "no seed has both runs")
-    differences = first[common] - second[common]
+        return untested(better, worse, column, margin_points)
+    differences = (first[common] - second[common]).to_numpy()
+    (better_scores, pids), (worse_scores, _) = _stack(scores, better, common), _stack(scores, worse, common)
+    draws = identity_bootstrap(better_scores - worse_scores, pids, resamples, seed)
+    variance = float(draws.var(ddof=1)) if draws.size > 1 else math.nan
+    low, high = two_noise_interval(differences, variance)
+    verdict, reason = decide(differences, low, high, margin_points, min_seeds)
     spread = float(differences.std(ddof=1)) if len(common) > 1 else math.nan
-    low, high = bootstrap_interval(_stack(scores, better, common) - _stack(scores, worse, common),
-                                   resamples, seed)
-    verdict, reason = decide(float(differences.mean()), spread, low, high, len(common), min_seeds)
     return Comparison(better, worse, column, len(common), float(first[common].mean()),
                       float(second[common].mean()), float(differences.mean()), spread, low, high,
-                      verdict, reason)
+                      margin_points, verdict, reason)
 
 
 def combine_verdicts(verdicts: Iterable[str]) -> str:
-    """One verdict for a claim made of several comparisons: contradict if any contradicts, agree
-    if all agree, else untested if any is untested, else undecided."""
+    """One verdict for a claim made of several comparisons: *reversed* if any part is, *reproduced*
+    if every part is, *untested* if a part is, else *mixed* (the table lists the parts)."""
     verdicts = list(verdicts)
-    if "contradict" in verdicts:
-        return "contradict"
-    if verdicts and all(verdict == "agree" for verdict in verdicts):
-        return "agree"
-    return "untested" if not verdicts or "untested" in verdicts else "undecided"
+    if "reversed" in verdicts:
+        return "reversed"
+    if verdicts and all(verdict == "reproduced" for verdict in verdicts):
+        return "reproduced"
+    return "untested" if not verdicts or "untested" in verdicts else "mixed"
 
 
-def claim_row(claim: str, paper: str, comparison: Comparison, names: tuple[str, str] | None = None,
-              decimals: int = 1, worse_first: bool = False) -> dict[str, object]:
-    """One line of a verdict table: the claim, the paper's support, our numbers (``names`` short
-    names of the better and the worse setting; the worse one first with ``worse_first``, as a claim
-    written "worse < better" reads), the paired difference, its interval, the verdict."""
-    f = decimals
-    if comparison.seeds == 0:
-        ours = difference = interval = "–"
-    else:
-        better, worse = (f"{name} " for name in names) if names else ("", "")
-        pair = [f"{better}{comparison.better_mean:.{f}f}", f"{worse}{comparison.worse_mean:.{f}f}"]
-        ours = " vs ".join(reversed(pair) if worse_first else pair)
-        difference = format_mean_sd(comparison.difference, comparison.spread, comparison.seeds, f)
-        difference = difference if difference.startswith("-") else f"+{difference}"
-        interval = f"[{comparison.low:+.{f}f}, {comparison.high:+.{f}f}]"
-    return {"claim": claim, "paper": paper, "ours": ours, "column": comparison.column,
-            "difference": difference, "95 % interval (queries)": interval,
-            "seeds": comparison.seeds, "verdict": comparison.verdict, "why": comparison.reason}
+CLAIM_COLUMNS = ("claim", "paper step", "δ", "better", "worse", "d", "s", "n", "lo", "hi", "verdict", "why")
+"""The columns of every verdict table: the claim, the paper's step and the margin, our seed means
+of the setting claimed better and the other, the paired difference d with its sd s over n seeds,
+the two-noise interval [lo, hi], the verdict and its reason code (`REASONS`)."""
 
 
-def combined_row(claim: str, paper: str, rows: Sequence[Mapping[str, object]]) -> dict[str, object]:
-    """A verdict-table line for a claim made of the comparisons ``rows`` (`combine_verdicts`)."""
-    return {"claim": claim, "paper": paper, "ours": "–", "column": rows[0]["column"] if rows else "–",
-            "difference": "–", "95 % interval (queries)": "–",
-            "seeds": min((int(row["seeds"]) for row in rows), default=0),
+def claim_row(claim: str, comparison: Comparison, paper_step: float | None = None) -> dict[str, object]:
+    """One line of a verdict table (`CLAIM_COLUMNS`) for ``comparison``; scores in points."""
+    return {"claim": claim, "paper step": math.nan if paper_step is None else paper_step,
+            "δ": comparison.margin, "better": comparison.better_mean, "worse": comparison.worse_mean,
+            "d": comparison.difference, "s": comparison.spread, "n": comparison.seeds, "lo": comparison.low,
+            "hi": comparison.high, "verdict": comparison.verdict, "why": comparison.reason}
+
+
+def combined_row(claim: str, rows: Sequence[Mapping[str, object]]) -> dict[str, object]:
+    """A verdict-table line for a claim made of the comparisons ``rows`` (`combine_verdicts`); its
+    ``why`` lists each part's verdict."""
+    nan = math.nan
+    return {"claim": claim, "paper step": nan, "δ": nan, "better": nan, "worse": nan, "d": nan, "s": nan,
+            "n": min((int(row["n"]) for row in rows), default=0), "lo": nan, "hi": nan,
             "verdict": combine_verdicts(row["verdict"] for row in rows),
             "why": "; ".join(f"{row['claim']}: {row['verdict']}" for row in rows)}
 
 
 def ablation_claims(table: pd.DataFrame, scores: QueryScores, column: str = "SQ mAP",
                     resamples: int = RESAMPLES, seed: int = 0) -> pd.DataFrame:
-    """Every ordering of Table 1 (`mpm.runs.studies.ABLATION_CLAIMS`) tested on the ablation's runs;
-    ``paper`` gives Table 1's ``column`` on Market-1501 (a gated row: its paper row)."""
+    """Every ordering of Table 1 (`mpm.analysis.claims.ABLATION_CLAIMS`) tested on the ablation's
+    runs, with Table 1's step on ``column`` (Market-1501; a gated row takes its paper row's value)
+    and the margin it sets; a ``reading`` column says text or gated."""
+    from mpm.analysis.claims import ABLATION_CLAIMS
     from mpm.analysis.paper import table1
-    from mpm.runs.studies import ABLATION_CLAIMS
 
     paper = table1()[f"paper {column}"]
     rows = []
     for reading, claim, better, worse in ABLATION_CLAIMS:
-        reported = [paper[label.removesuffix(" + gate")] for label in (worse, better)]
-        comparison = compare(table, scores, better, worse, column, resamples, seed)
-        worse_name, better_name = claim.split(" < ")
-        row = claim_row(claim, f"{reported[0]:.1f} < {reported[1]:.1f}", comparison,
-                        names=(better_name, worse_name), worse_first=True)
-        rows.append({"reading": reading, **row})
+        step = float(paper[better.removesuffix(" + gate")] - paper[worse.removesuffix(" + gate")])
+        comparison = compare(table, scores, better, worse, column, margin(step), resamples, seed)
+        rows.append({"reading": reading, **claim_row(claim, comparison, step)})
     return pd.DataFrame(rows)
 
 

@@ -19,14 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from mpm.config import PART_COUNTS, SELECTORS, ExperimentConfig, profile
 from mpm.runs.checkpoints import prefix_group
 from mpm.evaluation import MODES
 from mpm.runs.paths import default_results_root, project_root
-from mpm.runs.store import CorruptRecord, NewerRecord, RunRecord, find_record, history_from_csv, is_complete, read_record
+from mpm.runs.store import CorruptRecord, NewerRecord, RunRecord, find_record, is_complete, read_record
 
 FULL_MODEL = dict(mask_mode="pool", triplet_loss="local", selector="mask-trihard")
 """Table 1 row (7): mask pooling + local-level triplet loss + Mask-guided TriHard."""
@@ -372,37 +371,6 @@ def runs_table(runs: Sequence[PlannedRun], results_root: str | os.PathLike | Non
     return pd.DataFrame(rows, columns=columns)
 
 
-def _per_query(queries: pd.DataFrame, mode: str, metric: str) -> np.ndarray:
-    if metric == "mAP":
-        return 100 * queries[f"{mode} AP"].to_numpy(dtype=np.float64)
-    if metric == "R1":
-        ranks = queries[f"{mode} first rank"].to_numpy(dtype=np.float64)
-        return np.where(np.isnan(ranks), np.nan, 100.0 * (ranks == 1))
-    raise ValueError(f"no per-query form of {metric!r}; use R1 or mAP")
-
-
-def query_scores(table: pd.DataFrame, column: str = "SQ mAP") -> dict[tuple[str, int], np.ndarray]:
-    """(setting, seed) → the per-query form of ``column`` (in %, from ``queries.csv``) for the
-    stored runs of a `runs_table`: AP for ``"<mode> mAP"``, first rank == 1 for ``"<mode> R1"``,
-    the mean of the four modes for ``"4-mode R1"`` / ``"4-mode mAP"``; NaN for a skipped query."""
-    mode, _, metric = column.rpartition(" ")
-    scores = {}
-    for row in table[table["stored"]].itertuples():
-        queries = pd.read_csv(Path(row.path) / "queries.csv")
-        if mode == "4-mode":
-            values = np.mean([_per_query(queries, each, metric) for each in MODES], axis=0)
-        else:
-            values = _per_query(queries, mode, metric)
-        scores[(row.setting, int(row.seed))] = values
-    return scores
-
-
-def histories(table: pd.DataFrame) -> dict[tuple[str, int], list[dict[str, Any]]]:
-    """(setting, seed) → the epoch rows of ``history.csv`` for the stored runs of a `runs_table`."""
-    return {(row.setting, int(row.seed)): history_from_csv((Path(row.path) / "history.csv").read_text(encoding="utf-8"))
-            for row in table[table["stored"]].itertuples()}
-
-
 def _yaml_value(value: Any) -> str:
     return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
@@ -439,24 +407,3 @@ def missing_runs(runs: Sequence[PlannedRun], table: pd.DataFrame, profile_name: 
              "command": train_command(planned.config, profile_name, results_root)}
             for planned, stored, status in zip(runs, shown, table["status"]) if not stored]
     return pd.DataFrame(rows, columns=["setting", "seed", "status", "command"])
-
-
-ABLATION_CLAIMS = (
-    ("text", "(1) < (2)", "(2) + Mask (convolution)", "(1) Baseline"),
-    ("text", "(2) < (3)", "(3) + Mask (bilinear)", "(2) + Mask (convolution)"),
-    ("text", "(3) < (4)", "(4) + Mask + MP", "(3) + Mask (bilinear)"),
-    ("text", "(4) < (5)", "(5) + MP + GTL", "(4) + Mask + MP"),
-    ("text", "(5) < (6)", "(6) + MP + LTL", "(5) + MP + GTL"),
-    ("text", "(6) < (7)", "(7) + MP + LTL + TriHard", "(6) + MP + LTL"),
-    ("text", "(2) < (4)", "(4) + Mask + MP", "(2) + Mask (convolution)"),
-    ("text", "(1) < (7)", "(7) + MP + LTL + TriHard", "(1) Baseline"),
-    ("gated", "(3) < (4)", "(4) + Mask + MP + gate", "(3) + Mask (bilinear) + gate"),
-    ("gated", "(4) < (5)", "(5) + MP + GTL + gate", "(4) + Mask + MP + gate"),
-    ("gated", "(5) < (6)", "(6) + MP + LTL + gate", "(5) + MP + GTL + gate"),
-    ("gated", "(6) < (7)", "(7) + MP + LTL + TriHard + gate", "(6) + MP + LTL + gate"),
-    ("gated", "(2) < (4)", "(4) + Mask + MP + gate", "(2) + Mask (convolution)"),
-    ("gated", "(1) < (7)", "(7) + MP + LTL + TriHard + gate", "(1) Baseline"),
-)
-"""The orderings Table 1 implies, as (reading, claim, the row it says is better, the other row):
-each step of the table, row (2) against row (4) explicitly, and the whole table (1) < (7); in the
-text reading and again with rows (3)-(7) gated."""

@@ -16,12 +16,13 @@ import torch
 from PIL import Image
 
 from mpm.analysis import real_data
+from mpm.analysis.missing import train_command
 from mpm.analysis.paper import HEADLINE_RESULTS, TABLE1_MARKET
 from mpm.config import profile
 from mpm.data import load_dataset, mask_path, read_mask
 from mpm.masks import random_mask_rcnn
 from mpm.runs.store import is_complete
-from mpm.runs.studies import study_settings, train_command
+from mpm.runs.studies import study_settings
 from test_data_cuhk03 import write_cuhk03_mat, write_new_protocol
 
 CHAPTER = Path(__file__).resolve().parents[1] / "book" / "real_data.ipynb"

@@ -14,7 +14,6 @@ from mpm.runs.store import write_record
 from mpm.runs.studies import (
     FULL_MODEL,
     STUDIES,
-    missing_runs,
     plan,
     results_table,
     run_or_load,
@@ -22,7 +21,6 @@ from mpm.runs.studies import (
     runs_table,
     study_configs,
     study_settings,
-    train_command,
     unique_configs,
 )
 
@@ -195,22 +193,6 @@ def test_a_corrupt_record_is_shown_as_corrupt_with_a_warning_naming_the_file(tmp
     assert table["status"].tolist() == ["stored", "corrupt"]
     assert table["stored"].tolist() == [True, False]
     assert math.isnan(table.loc[1, "SQ mAP"])
-
-
-def test_missing_runs_name_the_command_that_trains_them(tmp_path):
-    runs = study_configs("thresholds", "smoke", [1], thresholds=[0.4, 0.5], readings=["gated"])
-    write_record(tmp_path, runs[0].config, fake_metrics(0.5, 0.25), [], {}, QUERIES, {})
-    missing = missing_runs(runs, runs_table(runs, tmp_path), "smoke", tmp_path)
-    assert missing.to_dict("records") == [{
-        "setting": "t=0.5 + gate", "seed": 1, "status": "missing",
-        "command": f"mpm train --profile smoke --set mask_gate=true --set threshold=0.5 --set seed=1 "
-                   f"--results {tmp_path}"}]
-    baseline = study_configs("ablation", "cpu", [0], rows=["(1) Baseline"])[0].config
-    assert train_command(baseline, "cpu", "results/runs") == (
-        "mpm train --profile cpu --set mask_mode=none --set triplet_loss=none --set selector=random")
-    assert train_command(baseline.replace(stage3={"epochs": 5}), "cpu") == (
-        "mpm train --profile cpu --set mask_mode=none --set triplet_loss=none --set selector=random "
-        "--set stage3.epochs=5")
 
 
 def test_chance_rank1_is_the_share_of_true_matches_among_valid_gallery_items():

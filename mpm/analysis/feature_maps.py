@@ -16,9 +16,10 @@ import torch
 from matplotlib import cm, colors
 from matplotlib.figure import Figure
 
+from mpm.analysis.missing import train_command
 from mpm.analysis.plots import to_numpy_image
 from mpm.analysis.tables import mean_sd
-from mpm.runs.studies import results_folder, status_and_record, study_configs, train_command
+from mpm.runs.studies import results_folder, status_and_record, study_configs
 
 STUDY = "ablation"
 

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from mpm.analysis.missing import train_command
 from mpm.analysis.paper import ABLATION_TABLES, HEADLINE_RESULTS, TABLE1_MARKET
 from mpm.config import CUHK03_FIELDS, ExperimentConfig, profile
 from mpm.data import DatasetSplits, load_dataset, missing_masks
@@ -28,7 +29,7 @@ from mpm.masks.runner import RunReport, default_masks_dir, plan_jobs, report_pat
 from mpm.runs.experiments import run as run_experiment
 from mpm.runs.paths import dataset_root, project_relative
 from mpm.runs.store import RunRecord
-from mpm.runs.studies import PlannedRun, is_stored, plan, study_settings, train_command
+from mpm.runs.studies import PlannedRun, is_stored, plan, study_settings
 
 REAL_DATASETS = {"market1501": "Market-1501", "dukemtmc": "DukeMTMC-reID", "cuhk03": "CUHK03"}
 """The chapter's datasets: config name → the paper's name."""
@@ -202,7 +203,7 @@ def reproduction_commands(dataset: str, data_root: str, planned: Sequence[Planne
                           cuhk03_protocol: str = "new", mask_weights: str = "", results_root: str = "",
                           cache_root: str = "") -> list[str]:
     """In order, to run from the project root: ``mpm check-data``, ``mpm masks``, an ``mpm train``
-    per planned run (`mpm.runs.studies.train_command`, the data's fields always written), and the
+    per planned run (`mpm.analysis.missing.train_command`, the data's fields always written), and the
     papermill line that does all of it through this chapter."""
     options = dict(cuhk03_variant=cuhk03_variant, cuhk03_protocol=cuhk03_protocol)
     return [check_data_command(dataset, data_root, **options),

@@ -10,11 +10,12 @@ from typing import Any
 
 import pandas as pd
 
+from mpm.analysis.missing import missing_runs
 from mpm.analysis.scores import query_scores
 from mpm.analysis.statistics import REASONS, QueryScores
 from mpm.analysis.tables import Table, book_table
 from mpm.runs.paths import project_root
-from mpm.runs.studies import PlannedRun, missing_runs, run_or_load, runs_table, study_configs
+from mpm.runs.studies import PlannedRun, run_or_load, runs_table, study_configs
 
 VERDICT_DECIMALS = {"paper step": 2, "δ": 2, "better": 1, "worse": 1, "d": 1, "s": 1, "lo": 1, "hi": 1}
 

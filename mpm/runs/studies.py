@@ -12,7 +12,6 @@ stage 2 in the cache and the others start from it, so ``--shard`` gives each wor
 from __future__ import annotations
 
 import os
-import shlex
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ import pandas as pd
 from mpm.config import PART_COUNTS, SELECTORS, ExperimentConfig, profile
 from mpm.runs.checkpoints import prefix_group
 from mpm.evaluation import MODES
-from mpm.runs.paths import default_results_root, project_root
+from mpm.runs.paths import default_results_root
 from mpm.runs.store import CorruptRecord, NewerRecord, RunRecord, find_record, is_complete, read_record
 
 FULL_MODEL = dict(mask_mode="pool", triplet_loss="local", selector="mask-trihard")
@@ -370,40 +369,3 @@ def runs_table(runs: Sequence[PlannedRun], results_root: str | os.PathLike | Non
                *(f"{mode} {metric}" for mode in MODES for metric in ("R1", "mAP")), "SQ mINP", "train minutes"]
     return pd.DataFrame(rows, columns=columns)
 
-
-def _yaml_value(value: Any) -> str:
-    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def train_command(config: ExperimentConfig, profile_name: str,
-                  results_root: str | os.PathLike | None = None, *, always: Sequence[str] = (),
-                  cache_root: str | os.PathLike | None = None) -> str:
-    """The ``mpm train`` command that trains ``config`` from profile ``profile_name``: a ``--set``
-    per field that differs from the profile, the top-level fields ``always`` first (a dataset's
-    name and folder); ``--results`` when ``results_root`` is not the default store, ``--cache``
-    when ``cache_root`` is given. Words are shell-quoted."""
-    base, target = profile(profile_name).to_dict(), config.to_dict()
-    changes = {key: target[key] for key in always}
-    for key, value in target.items():
-        if isinstance(value, dict):
-            changes.update({f"{key}.{sub}": v for sub, v in value.items() if base[key][sub] != v})
-        elif key != "name" and base[key] != value:
-            changes.setdefault(key, value)
-    words = ["mpm", "train", "--profile", profile_name]
-    for key, value in changes.items():
-        words += ["--set", f"{key}={_yaml_value(value)}"]
-    if results_root is not None and (project_root() / results_root).resolve() != default_results_root().resolve():
-        words += ["--results", str(results_root)]
-    if cache_root is not None:
-        words += ["--cache", str(cache_root)]
-    return " ".join(shlex.quote(word) for word in words)
-
-
-def missing_runs(runs: Sequence[PlannedRun], table: pd.DataFrame, profile_name: str,
-                 results_root: str | os.PathLike | None = None) -> pd.DataFrame:
-    """The runs of ``runs`` (rows of their `runs_table`) not shown, with the command that trains each."""
-    shown = table["stored"].to_numpy()
-    rows = [{"setting": planned.setting.label, "seed": planned.seed, "status": status,
-             "command": train_command(planned.config, profile_name, results_root)}
-            for planned, stored, status in zip(runs, shown, table["status"]) if not stored]
-    return pd.DataFrame(rows, columns=["setting", "seed", "status", "command"])

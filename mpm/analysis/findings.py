@@ -11,9 +11,9 @@ import pandas as pd
 
 from mpm.analysis.parts import feature_map_size, part_count_claims
 from mpm.analysis.scores import query_scores
-from mpm.analysis.selection import selection_claims
 from mpm.analysis.statistics import CLAIM_COLUMNS, VERDICTS, ablation_claims
 from mpm.analysis.thresholds import sweep_table, threshold_claims
+from mpm.analysis.triplet_choice import selection_claims
 from mpm.config import profile
 from mpm.runs.studies import runs_table, study_configs
 

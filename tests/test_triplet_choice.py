@@ -1,4 +1,4 @@
-"""Selection analysis: chosen-pair distances, mask intersections, summaries and choice changes."""
+"""Triplet choice: chosen-pair distances, mask intersections, summaries and choice changes."""
 
 from io import BytesIO
 
@@ -11,7 +11,7 @@ from PIL import Image
 from mpm.data import ImageRecord
 from mpm.io import write_bytes_atomic
 from mpm.mining import TripletSelection, mask_guided_trihard
-from mpm.analysis.selection import (
+from mpm.analysis.triplet_choice import (
     choice_changes,
     distance_gaps,
     mask_intersections,

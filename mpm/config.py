@@ -40,6 +40,9 @@ CUHK03_VARIANTS = ("labeled", "detected")
 CUHK03_PROTOCOLS = ("new", "classic")
 CUHK03_CLASSIC_SPLITS = 20
 CUHK03_FIELDS = ("cuhk03_variant", "cuhk03_protocol", "cuhk03_split")
+BENCHMARK_VARIANTS = ("synthetic-background-middle", "synthetic-market-like", "synthetic-masks-dilated",
+                      "synthetic-masks-segmenter")
+"""The synthetic benchmark's registered variants (their settings: `mpm.data.synthetic.config.VARIANT_SETTINGS`)."""
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 MASK_MODES = ("none", "conv", "bilinear", "pool", "input", "silhouette")
 """How the mask enters the stem: ``none`` is the Baseline, ``pool`` the paper's model, ``input`` and
@@ -114,6 +117,8 @@ class ExperimentConfig:
     ``cuhk03_variant`` ("labeled" | "detected"), ``cuhk03_protocol`` ("new" | "classic") and
     ``cuhk03_split`` (0..19, classic only) choose CUHK03's boxes and protocol; they are part of the
     hash only when ``dataset`` is "cuhk03".
+    ``benchmark_variant``: a variant of the synthetic benchmark (`BENCHMARK_VARIANTS`), or ``None`` for
+    the default one; the ``meta.json`` at ``root`` must be that variant's.
     """
 
     name: str | None = None
@@ -152,6 +157,7 @@ class ExperimentConfig:
     channels_last: bool = True
     num_workers: int | str = "auto"
     loss_limit: float = 1e4
+    benchmark_variant: str | None = None
 
     def __post_init__(self) -> None:
         _normalise_fields(self, "")
@@ -475,6 +481,12 @@ def validate(config: ExperimentConfig) -> None:
     if not 0 <= config.cuhk03_split < CUHK03_CLASSIC_SPLITS:
         raise ValueError(f"cuhk03_split is {config.cuhk03_split}; the classic protocol has splits "
                          f"0..{CUHK03_CLASSIC_SPLITS - 1}")
+    if config.benchmark_variant is not None:
+        _check_choice("benchmark_variant", config.benchmark_variant, BENCHMARK_VARIANTS)
+        if config.dataset != "synthetic":
+            raise ValueError(f"benchmark_variant {config.benchmark_variant!r} is a variant of the synthetic "
+                             f"benchmark, but dataset is {config.dataset!r}; set dataset: synthetic or "
+                             f"benchmark_variant: null")
     _check_choice("backbone", config.backbone, BACKBONES)
     _check_choice("mask_mode", config.mask_mode, MASK_MODES)
     _check_choice("parts", config.parts, PART_COUNTS)

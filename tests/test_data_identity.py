@@ -234,3 +234,16 @@ def test_every_stored_record_keeps_its_config_bytes_and_hash():
         text = (folder / "config.yaml").read_text(encoding="utf-8")
         config = ExperimentConfig.from_yaml(text)
         assert (config.hash, config.to_yaml()) == (folder.name, text)
+
+
+def test_a_benchmark_variant_enters_the_hash_and_config_yaml_only_when_set():
+    default = profile("cpu")
+    assert "benchmark_variant" not in yaml.safe_load(default.to_yaml())
+    assert default.replace(benchmark_variant=None).hash == default.hash
+    variant = default.with_overrides(["benchmark_variant=synthetic-market-like", "root=data/synthetic-market-like"])
+    assert yaml.safe_load(variant.to_yaml())["benchmark_variant"] == "synthetic-market-like"
+    assert variant.hash != default.hash and ExperimentConfig.from_yaml(variant.to_yaml()) == variant
+    with pytest.raises(ValueError, match=r"^benchmark_variant is 'market'; allowed values are \['synthetic-"):
+        default.replace(benchmark_variant="market")
+    with pytest.raises(ValueError, match=r"is a variant of the synthetic benchmark, but dataset is 'market1501'"):
+        profile("paper").replace(benchmark_variant="synthetic-market-like")

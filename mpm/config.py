@@ -47,6 +47,9 @@ BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 MASK_MODES = ("none", "conv", "bilinear", "pool", "input", "silhouette")
 """How the mask enters the stem: ``none`` is the Baseline, ``pool`` the paper's model, ``input`` and
 ``silhouette`` are controls (RGB × mask; the mask alone on three channels)."""
+GATED_MASK_MODES = ("bilinear", "pool", "conv")
+"""The mask modes whose stem can also multiply its features by the downsampled mask (``mask_gate``):
+``bilinear`` by the bilinearly resized mask, ``pool`` and ``conv`` by the mask pooled at the threshold."""
 PART_GRIDS = {3: (3, 1), 6: (6, 1), 12: (6, 2), 18: (6, 3)}
 """Part count → (rows, columns) of the grid the last feature map T is cut into (paper Fig. 6)."""
 PART_COUNTS = tuple(PART_GRIDS)
@@ -71,7 +74,8 @@ class StageConfig:
 
     A learning rate of ``None`` freezes that group for the stage. After ``decay_epoch`` epochs
     (if set) every learning rate is multiplied by ``decay_factor``. In stage 3 ``batch_size``
-    counts triplets (three images each); in stages 1 and 2 it counts images.
+    counts triplets (three images each); in stages 1 and 2 it counts images. ``lr_threshold`` is the
+    learning rate of the learned mask-pooling thresholds (``learned_threshold``; None: fixed in the stage).
     """
 
     epochs: int
@@ -81,6 +85,7 @@ class StageConfig:
     lr_classifiers: float | None
     decay_epoch: int | None = None
     decay_factor: float = 0.1
+    lr_threshold: float | None = None
 
     def __post_init__(self) -> None:
         _normalise_fields(self, "stage")
@@ -136,6 +141,7 @@ class ExperimentConfig:
     mask_mode: str = "pool"
     mask_gate: bool = False
     threshold: float = 0.4
+    learned_threshold: bool = False
     parts: int = 6
     reduce_dim: int = 256
     triplet_loss: str = "local"
@@ -337,6 +343,27 @@ def network_reads_mask(mask_mode: str) -> bool:
     return mask_mode != "none"
 
 
+def pools_mask(mask_mode: str, mask_gate: bool) -> bool:
+    """Whether a stem of ``mask_mode`` mask-pools the mask at the threshold (paper §III-C): ``pool``,
+    and ``conv`` with the gate."""
+    return mask_mode == "pool" or (mask_mode == "conv" and mask_gate)
+
+
+def check_gate(mask_mode: str, mask_gate: bool) -> None:
+    """Raise ValueError when ``mask_gate`` is set for a mask mode outside `GATED_MASK_MODES`."""
+    if mask_gate and mask_mode not in GATED_MASK_MODES:
+        allowed = ", ".join(repr(mode) for mode in GATED_MASK_MODES)
+        raise ValueError(f"mask_gate applies to mask_mode {allowed}, not {mask_mode!r}; "
+                         f"set mask_gate: false or change mask_mode")
+
+
+def check_learned_threshold(mask_mode: str, mask_gate: bool) -> None:
+    """Raise ValueError when a stem of ``mask_mode`` and ``mask_gate`` has no threshold to learn."""
+    if not pools_mask(mask_mode, mask_gate):
+        raise ValueError(f"learned_threshold needs a stem that mask-pools (mask_mode 'pool', or 'conv' with "
+                         f"mask_gate), not mask_mode {mask_mode!r} with mask_gate {mask_gate}")
+
+
 def reads_mask_files(config: ExperimentConfig) -> bool:
     """Whether a run of ``config`` reads mask files in training: the network takes a mask or
     Mask-guided TriHard mines with them."""
@@ -455,7 +482,7 @@ def _validate_stage(key: str, stage: StageConfig) -> None:
     if stage.batch_size < 1:
         raise ValueError(f"{key}.batch_size is {stage.batch_size}; it must be 1 or more")
     rates = stage.learning_rates()
-    for group, rate in rates.items():
+    for group, rate in {**rates, "threshold": stage.lr_threshold}.items():
         if rate is not None and not rate > 0:
             raise ValueError(f"{key}.lr_{group} is {rate}; it must be positive, or null to freeze")
     if stage.epochs > 0 and all(rate is None for rate in rates.values()):
@@ -469,6 +496,21 @@ def _validate_stage(key: str, stage: StageConfig) -> None:
         )
     if not 0 < stage.decay_factor <= 1:
         raise ValueError(f"{key}.decay_factor is {stage.decay_factor}; it must lie in (0, 1]")
+
+
+def _validate_threshold_learning(config: ExperimentConfig) -> None:
+    """A learned threshold needs a stem that mask-pools and a stage that trains it; a stage's
+    ``lr_threshold`` needs a learned threshold."""
+    stages = [key for key in _STAGE_FIELDS if getattr(config, key).lr_threshold is not None]
+    if not config.learned_threshold:
+        if stages:
+            raise ValueError(f"{stages[0]}.lr_threshold is set but learned_threshold is false; set "
+                             f"learned_threshold: true or {stages[0]}.lr_threshold: null")
+        return
+    check_learned_threshold(config.mask_mode, config.mask_gate)
+    if not stages:
+        raise ValueError("learned_threshold is true but no stage trains the threshold; give stage1.lr_threshold "
+                         "or stage3.lr_threshold a value")
 
 
 def validate(config: ExperimentConfig) -> None:
@@ -493,9 +535,8 @@ def validate(config: ExperimentConfig) -> None:
     _check_choice("triplet_loss", config.triplet_loss, TRIPLET_LOSSES)
     _check_choice("selector", config.selector, SELECTORS)
     validate_threshold(config.threshold)
-    if config.mask_gate and config.mask_mode not in ("bilinear", "pool"):
-        raise ValueError(f"mask_gate applies to mask_mode 'bilinear' or 'pool', not {config.mask_mode!r}; "
-                         f"set mask_gate: false or change mask_mode")
+    check_gate(config.mask_mode, config.mask_gate)
+    _validate_threshold_learning(config)
     if config.selector == "mask-trihard" and not network_reads_mask(config.mask_mode):
         raise ValueError("selector 'mask-trihard' needs masks but mask_mode is 'none'; "
                          "use selector 'random' or 'batch-hard' for the Baseline")

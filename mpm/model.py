@@ -20,10 +20,20 @@ from mpm.backbones import (
     copy_batch_norm_entries,
     feature_channels,
 )
-from mpm.config import MASK_MODES, PART_GRIDS, ExperimentConfig, network_reads_mask, validate_threshold
-from mpm.pooling import binarize_mask, pool_stem
+from mpm.config import (
+    MASK_MODES,
+    PART_GRIDS,
+    ExperimentConfig,
+    check_gate,
+    check_learned_threshold,
+    network_reads_mask,
+    pools_mask,
+    validate_threshold,
+)
+from mpm.pooling import binarize_mask, pool_stem, relaxed_pool_stem
 
-_GATED_MODES = ("bilinear", "pool")
+_CHANNEL_MODES = ("bilinear", "pool")
+"""The mask modes whose stem appends the downsampled mask to 63 RGB kernels as the 64th channel."""
 
 
 @dataclass
@@ -40,23 +50,43 @@ class MPMOutput:
     """G: N×k×C_T average-pooled parts of T, when asked for."""
 
 
+class LearnedThresholds(nn.Module):
+    """The mask-pooling thresholds of the conv1 and the max-pool stage as trained parameters, both
+    starting at ``threshold``: the relaxed comparison (`relaxed_pool_stem`) while they train (training
+    mode and ``requires_grad``), the hard one (`pool_stem`) at their values otherwise. The optimiser
+    keeps them in [0, 1] (`mpm.runs.optimization.clamp_thresholds`)."""
+
+    def __init__(self, threshold: float) -> None:
+        super().__init__()
+        self.values = nn.Parameter(torch.full((2,), float(threshold)))
+
+    def forward(self, person: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.training and self.values.requires_grad:
+            return relaxed_pool_stem(person, self.values)
+        conv1, maxpool = self.values.detach()
+        return pool_stem(person, conv1, maxpool)
+
+
 class MaskStem(nn.Module):
     """conv1 + bn1 + relu + maxpool of a ResNet, with the mask entering as ``mask_mode`` says.
 
     ``pool``/``bilinear``: 63 RGB kernels plus the downsampled mask as the 64th channel, at both
     the conv1 and the max-pool stage; with ``mask_gate`` the downsampled mask also multiplies the
-    63 feature channels at both stages. ``conv``: a 4-channel conv1. ``input``: RGB × mask into
-    the plain stem. ``silhouette``: the mask alone, repeated on three channels, into the plain
+    63 feature channels at both stages. ``conv``: a 4-channel conv1; with ``mask_gate`` the mask
+    pooled at the threshold multiplies its 64 feature channels at both stages. ``input``: RGB × mask
+    into the plain stem. ``silhouette``: the mask alone, repeated on three channels, into the plain
     stem (a control: how much identity the silhouette carries). ``none``: the plain stem on RGB.
+    With ``learned_threshold`` the mask pooling's thresholds are `LearnedThresholds`.
     """
 
-    def __init__(self, resnet: nn.Module, mask_mode: str, mask_gate: bool, threshold: float) -> None:
+    def __init__(self, resnet: nn.Module, mask_mode: str, mask_gate: bool, threshold: float,
+                 learned_threshold: bool = False) -> None:
         super().__init__()
         self.mask_mode = mask_mode
         self.mask_gate = mask_gate
         self.relu = resnet.relu
         self.maxpool = resnet.maxpool
-        if mask_mode in _GATED_MODES:
+        if mask_mode in _CHANNEL_MODES:
             self.conv1 = _first_kernels(resnet.conv1, resnet.conv1.out_channels - 1)
             self.bn1 = nn.BatchNorm2d(self.conv1.out_channels)
             copy_batch_norm_entries(resnet.bn1, self.bn1, self.conv1.out_channels)
@@ -67,12 +97,13 @@ class MaskStem(nn.Module):
             self.conv1 = resnet.conv1
             self.bn1 = resnet.bn1
         self.threshold = threshold
+        self.thresholds = LearnedThresholds(threshold) if learned_threshold else None
 
     def stem_masks(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The mask channel after the conv1 stage and after the max-pool stage, from the 0/1 mask
         `MPMNet.split_inputs` made."""
-        if self.mask_mode == "pool":
-            return pool_stem(mask, self.threshold)
+        if pools_mask(self.mask_mode, self.mask_gate):
+            return pool_stem(mask, self.threshold) if self.thresholds is None else self.thresholds(mask)
         height, width = mask.shape[-2:]
         conv1_size = ((height - 1) // 2 + 1, (width - 1) // 2 + 1)
         maxpool_size = ((conv1_size[0] - 1) // 2 + 1, (conv1_size[1] - 1) // 2 + 1)
@@ -88,18 +119,24 @@ class MaskStem(nn.Module):
             silhouettes = masks.expand(-1, images.shape[1], -1, -1).to(images.dtype)
             return self.maxpool(self.relu(self.bn1(self.conv1(silhouettes))))
         if self.mask_mode == "conv":
-            stacked = torch.cat([images, masks], dim=1)
-            return self.maxpool(self.relu(self.bn1(self.conv1(stacked))))
+            features = self.relu(self.bn1(self.conv1(torch.cat([images, masks], dim=1))))
+            return self._gated(features, masks) if self.mask_gate else self.maxpool(features)
         features = self.relu(self.bn1(self.conv1(images)))
-        mask_conv1, mask_maxpool = self.stem_masks(masks)
-        mask_conv1 = mask_conv1.to(features.dtype)
         if self.mask_gate:
-            features = features * mask_conv1
+            return self._gated(features, masks, concatenate=True)
+        mask_maxpool = self.stem_masks(masks)[1]
         features = self.maxpool(features)
+        return torch.cat([features, mask_maxpool.to(features.dtype)], dim=1)
+
+    def _gated(self, features: torch.Tensor, masks: torch.Tensor, concatenate: bool = False) -> torch.Tensor:
+        """The gate (the Fig. 5 reading of paper §III-C): the conv1-stage ``features`` times the
+        conv1-stage mask, max-pooled, times the max-pool-stage mask; the latter appended as a channel
+        when ``concatenate``."""
+        mask_conv1, mask_maxpool = self.stem_masks(masks)
+        features = self.maxpool(features * mask_conv1.to(features.dtype))
         mask_maxpool = mask_maxpool.to(features.dtype)
-        if self.mask_gate:
-            features = features * mask_maxpool
-        return torch.cat([features, mask_maxpool], dim=1)
+        features = features * mask_maxpool
+        return torch.cat([features, mask_maxpool], dim=1) if concatenate else features
 
 
 def _first_kernels(conv: nn.Conv2d, count: int) -> nn.Conv2d:
@@ -124,11 +161,11 @@ class MPMBackbone(nn.Module):
     """Mask stem + layer1..layer4: images (and masks) → the feature map T."""
 
     def __init__(self, name: str, weights: WeightsSpec, mask_mode: str, mask_gate: bool,
-                 threshold: float) -> None:
+                 threshold: float, learned_threshold: bool = False) -> None:
         super().__init__()
         resnet = build_resnet(name, weights, last_stride_one=True)
         self.out_channels = feature_channels(resnet)
-        self.stem = MaskStem(resnet, mask_mode, mask_gate, threshold)
+        self.stem = MaskStem(resnet, mask_mode, mask_gate, threshold, learned_threshold)
         self.layer1, self.layer2 = resnet.layer1, resnet.layer2
         self.layer3, self.layer4 = resnet.layer3, resnet.layer4
 
@@ -177,8 +214,10 @@ class MPMNet(nn.Module):
         backbone: a torchvision ResNet name (``resnet50`` in the paper).
         mask_mode: one of :data:`MASK_MODES`.
         mask_gate: also multiply the stem features by the downsampled mask (the
-            Fig. 5 reading); only for ``pool`` and ``bilinear``.
+            Fig. 5 reading); only for the modes of :data:`GATED_MASK_MODES`.
         threshold: mask pooling threshold in [0, 1].
+        learned_threshold: train the mask pooling's thresholds (`LearnedThresholds`, starting at
+            ``threshold``); only for a stem that mask-pools (`pools_mask`).
         parts: 3 or 6 stripes, 12 (6×2) or 18 (6×3) grids.
         reduce_dim: the size of each part feature in H.
         weights: ``"imagenet"``, a local ``.pth`` path, or None for a random initialisation.
@@ -186,12 +225,13 @@ class MPMNet(nn.Module):
 
     def __init__(self, num_classes: int, backbone: str = "resnet50", mask_mode: str = "pool",
                  mask_gate: bool = False, threshold: float = 0.4, parts: int = 6,
-                 reduce_dim: int = 256, weights: WeightsSpec = "imagenet") -> None:
+                 reduce_dim: int = 256, weights: WeightsSpec = "imagenet", learned_threshold: bool = False) -> None:
         super().__init__()
         if mask_mode not in MASK_MODES:
             raise ValueError(f"unknown mask_mode {mask_mode!r}; choose one of {MASK_MODES}")
-        if mask_gate and mask_mode not in _GATED_MODES:
-            raise ValueError(f"mask_gate applies to mask_mode 'pool' or 'bilinear', not {mask_mode!r}")
+        check_gate(mask_mode, mask_gate)
+        if learned_threshold:
+            check_learned_threshold(mask_mode, mask_gate)
         if parts not in PART_GRIDS:
             raise ValueError(f"parts must be one of {sorted(PART_GRIDS)}, got {parts!r}")
         if num_classes < 1:
@@ -199,9 +239,14 @@ class MPMNet(nn.Module):
         self.mask_mode, self.mask_gate = mask_mode, mask_gate
         self.threshold = validate_threshold(threshold)
         self.parts, self.grid = parts, PART_GRIDS[parts]
-        self.backbone = MPMBackbone(backbone, weights, mask_mode, mask_gate, self.threshold)
+        self.backbone = MPMBackbone(backbone, weights, mask_mode, mask_gate, self.threshold, learned_threshold)
         self.reducers = PartReducers(parts, self.backbone.out_channels, reduce_dim)
         self.classifiers = PartClassifiers(parts, reduce_dim, num_classes)
+
+    @property
+    def learned_thresholds(self) -> LearnedThresholds | None:
+        """The trained mask-pooling thresholds, or None for a fixed threshold."""
+        return self.backbone.stem.thresholds
 
     @property
     def uses_mask(self) -> bool:
@@ -272,4 +317,5 @@ def build_model(config: ExperimentConfig, num_classes: int) -> MPMNet:
         parts=config.parts,
         reduce_dim=config.reduce_dim,
         weights=config.weights,
+        learned_threshold=config.learned_threshold,
     )

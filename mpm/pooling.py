@@ -12,6 +12,11 @@ pixel counts depend on the mask's size only and are products of per-axis counts
 `mask_pool` and `stem_mask_pool`, the calls a user makes, check the threshold and binarise the
 mask; the network, whose threshold was checked when it was built and whose mask was binarised
 once in `MPMNet.split_inputs`, calls `pool_stem` on the 0/1 mask.
+
+A learned threshold (a question the paper leaves to future work, §V) needs a gradient, which the
+hard comparison does not give: `relaxed_pool_stem` replaces it in training by
+sigmoid((person share − threshold) / `RELAXATION_TEMPERATURE`), a soft mask whose second stage
+pools the first stage's soft values; at test time the network keeps the hard `pool_stem`.
 """
 
 from __future__ import annotations
@@ -62,13 +67,19 @@ def in_image_counts(size: tuple[int, int], kernel_size: int | tuple[int, int], s
     return (rows[:, None] * columns[None, :]).to(torch.float32)[None, None]
 
 
+def _window_counts(person: torch.Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int],
+                   padding: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(person count, in-image pixel count) of every window of an N×1×H×W person map."""
+    person_count = F.avg_pool2d(person, kernel_size=kernel_size, stride=stride, padding=padding,
+                                divisor_override=1)
+    return person_count, in_image_counts(tuple(person.shape[-2:]), kernel_size, stride, padding, person.device)
+
+
 @torch.no_grad()
 def _pool_person(person: torch.Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int],
-                 padding: int | tuple[int, int], threshold: float) -> torch.Tensor:
-    """`mask_pool` of a float 0/1 N×1×H×W mask at a checked threshold."""
-    window = dict(kernel_size=kernel_size, stride=stride, padding=padding)
-    person_count = F.avg_pool2d(person, divisor_override=1, **window)
-    in_image_count = in_image_counts(tuple(person.shape[-2:]), kernel_size, stride, padding, person.device)
+                 padding: int | tuple[int, int], threshold: float | torch.Tensor) -> torch.Tensor:
+    """`mask_pool` of a float 0/1 N×1×H×W mask at a checked threshold (a float or a 0-d tensor)."""
+    person_count, in_image_count = _window_counts(person, kernel_size, stride, padding)
     return (person_count > threshold * in_image_count + _TIE_TOLERANCE).to(torch.float32)
 
 
@@ -92,11 +103,35 @@ def mask_pool(
     return _pool_person(binarize_mask(mask), kernel_size, stride, padding, validate_threshold(threshold))
 
 
-def pool_stem(person: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+def pool_stem(person: torch.Tensor, threshold: float | torch.Tensor,
+              maxpool_threshold: float | torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The mask channel of the MPM stem from a float 0/1 mask at a checked threshold: after conv1
-    (7×7/2/3) and after the max-pool (3×3/2/1)."""
+    (7×7/2/3) and after the max-pool (3×3/2/1), the latter at ``maxpool_threshold`` when given (a
+    learned threshold has one per stage)."""
     after_conv1 = _pool_person(person.float(), 7, 2, 3, threshold)
-    return after_conv1, _pool_person(after_conv1, 3, 2, 1, threshold)
+    second = threshold if maxpool_threshold is None else maxpool_threshold
+    return after_conv1, _pool_person(after_conv1, 3, 2, 1, second)
+
+
+RELAXATION_TEMPERATURE = 0.05
+"""The temperature of the relaxed comparison: a window whose person share lies 0.1 above (below) the
+threshold counts as 0.88 (0.12) person; at 0.2 from it, 0.98 (0.02)."""
+
+
+def relaxed_mask_pool(person: torch.Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int],
+                      padding: int | tuple[int, int], threshold: torch.Tensor,
+                      temperature: float = RELAXATION_TEMPERATURE) -> torch.Tensor:
+    """Mask pooling differentiable in ``threshold``: sigmoid((person share − threshold) / temperature)
+    of every window, the share of an N×1×H×W map of person values in [0, 1] over in-image pixels."""
+    person_count, in_image_count = _window_counts(person, kernel_size, stride, padding)
+    return torch.sigmoid((person_count / in_image_count - threshold) / temperature)
+
+
+def relaxed_pool_stem(person: torch.Tensor, thresholds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`pool_stem` relaxed (`relaxed_mask_pool`) at the conv1 and max-pool ``thresholds`` (a tensor of
+    two); the max-pool stage pools the conv1 stage's soft mask."""
+    after_conv1 = relaxed_mask_pool(person.float(), 7, 2, 3, thresholds[0])
+    return after_conv1, relaxed_mask_pool(after_conv1, 3, 2, 1, thresholds[1])
 
 
 def stem_mask_pool(mask: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -4,11 +4,14 @@ import urllib.error
 
 import pytest
 import torch
+import torch.nn.functional as F
 import torchvision
 from torch import nn
 
 from mpm import backbones
+from mpm.config import GATED_MASK_MODES
 from mpm.model import MASK_MODES, PART_GRIDS, MPMNet
+from mpm.pooling import mask_pool
 
 SMALL = dict(backbone="resnet18", weights=None)
 
@@ -24,7 +27,7 @@ def inputs(batch=2, height=64, width=32, seed=0):
 def mode_gate_pairs():
     for mode in MASK_MODES:
         yield mode, False
-        if mode in ("pool", "bilinear"):
+        if mode in GATED_MASK_MODES:
             yield mode, True
 
 
@@ -111,10 +114,24 @@ def test_mask_gate_zeroes_exactly_the_positions_whose_pooled_mask_is_zero(mode):
     assert out_ungated[:, :63][background].abs().sum() > 0
 
 
+def test_conv_gate_multiplies_the_stem_features_by_the_mask_pooled_at_the_threshold():
+    images, masks = inputs(height=32, width=16)
+    gated = MPMNet(num_classes=3, mask_mode="conv", mask_gate=True, threshold=0.6, **SMALL).eval()
+    ungated = MPMNet(num_classes=3, mask_mode="conv", **SMALL).eval()
+    ungated.load_state_dict(gated.state_dict())
+    out, before_maxpool = stem_features(gated, images, masks)
+    _, features = stem_features(ungated, images, masks)
+    conv1_mask = mask_pool(masks, 7, 2, 3, 0.6)
+    maxpool_mask = mask_pool(conv1_mask, 3, 2, 1, 0.6)
+    assert out.shape == (2, 64, 8, 4)
+    assert torch.equal(before_maxpool, features * conv1_mask)
+    assert torch.equal(out, F.max_pool2d(features * conv1_mask, 3, 2, 1) * maxpool_mask)
+    assert 0 < maxpool_mask.sum() < maxpool_mask.numel()
+
+
 def test_pool_mode_mask_channel_is_the_mask_pooled_twice():
     images, masks = inputs(height=64, width=32)
     net = MPMNet(num_classes=3, mask_mode="pool", threshold=0.6, **SMALL)
-    from mpm.pooling import mask_pool
     expected = mask_pool(mask_pool(masks, 7, 2, 3, 0.6), 3, 2, 1, 0.6)
     out, _ = stem_features(net, images, masks)
     assert torch.equal(out[:, 63:], expected)
@@ -251,8 +268,8 @@ def test_bad_inputs_name_the_problem():
         net(images, masks[:, :, :32])
     with pytest.raises(ValueError, match="unknown mask_mode 'gate'"):
         MPMNet(num_classes=3, mask_mode="gate", **SMALL)
-    with pytest.raises(ValueError, match="mask_gate applies to mask_mode 'pool' or 'bilinear', not 'conv'"):
-        MPMNet(num_classes=3, mask_mode="conv", mask_gate=True, **SMALL)
+    with pytest.raises(ValueError, match="mask_gate applies to mask_mode 'bilinear', 'pool', 'conv', not 'input'"):
+        MPMNet(num_classes=3, mask_mode="input", mask_gate=True, **SMALL)
     with pytest.raises(ValueError, match=r"parts must be one of \[3, 6, 12, 18\], got 4"):
         MPMNet(num_classes=3, parts=4, **SMALL)
     with pytest.raises(ValueError, match="unknown backbone 'vgg16'"):

@@ -7,7 +7,15 @@ import torch
 
 import torch.nn.functional as F
 
-from mpm.pooling import binarize_mask, in_image_counts, mask_pool, pool_stem, stem_mask_pool
+from mpm.pooling import (
+    binarize_mask,
+    in_image_counts,
+    mask_pool,
+    pool_stem,
+    relaxed_mask_pool,
+    relaxed_pool_stem,
+    stem_mask_pool,
+)
 
 
 def as_mask(rows: list[list[int]]) -> torch.Tensor:
@@ -149,3 +157,31 @@ def test_the_single_pass_equals_two_sum_pools(size, kernel, stride, padding):
     for threshold in (0.0, 0.25, 1 / 3, 0.4, 0.5, 0.7, 1.0):
         assert torch.equal(mask_pool(mask, kernel, stride, padding, threshold),
                            two_pass_mask_pool(mask, kernel, stride, padding, threshold)), threshold
+
+
+# --- the relaxed comparison of a learned threshold --------------------------------------------------
+def test_relaxed_mask_pool_is_a_sigmoid_of_the_in_image_person_share():
+    mask = as_mask([[1, 1, 0, 0], [1, 0, 0, 0], [1, 1, 1, 0], [0, 0, 0, 0]])
+    threshold = torch.tensor(0.4)
+    relaxed = relaxed_mask_pool(mask, 3, 2, 1, threshold, temperature=0.05)
+    share = torch.tensor([[3 / 4, 1 / 6], [3 / 6, 2 / 9]])[None, None]
+    assert torch.allclose(relaxed, torch.sigmoid((share - 0.4) / 0.05))
+    assert torch.equal(relaxed.round(), mask_pool(mask, 3, 2, 1, 0.4))
+
+
+def test_relaxed_pool_stem_passes_a_gradient_to_both_thresholds():
+    mask = torch.zeros(1, 1, 32, 16)
+    mask[..., 4:28, 4:12] = 1
+    thresholds = torch.tensor([0.4, 0.4], requires_grad=True)
+    after_conv1, after_maxpool = relaxed_pool_stem(mask, thresholds)
+    (after_conv1.sum() + after_maxpool.sum()).backward()
+    assert after_maxpool.shape == stem_mask_pool(mask, 0.4)[1].shape
+    assert torch.all(thresholds.grad < 0)  # a higher threshold admits fewer windows
+
+
+def test_pool_stem_takes_a_threshold_per_stage_as_mask_pool_does():
+    torch.manual_seed(0)
+    mask = (torch.rand(2, 1, 24, 12) > 0.5).float()
+    after_conv1, after_maxpool = pool_stem(mask, torch.tensor(0.3), torch.tensor(0.55))
+    assert torch.equal(after_conv1, mask_pool(mask, 7, 2, 3, 0.3))
+    assert torch.equal(after_maxpool, mask_pool(after_conv1, 3, 2, 1, 0.55))

@@ -117,6 +117,26 @@ def _mechanisms_long() -> list[Setting]:
             for setting in _mechanisms() if setting.overrides["triplet_loss"] != "global"]
 
 
+def _conv_gate() -> list[Setting]:
+    """Table 1 row (2), the mask as a convolved input channel, with the gate: the stem's features also
+    multiplied by the mask pooled at the threshold (`mpm.model.MaskStem`)."""
+    label, overrides = ABLATION_ROWS[1]
+    return [Setting(f"{label} + gate", {**overrides, "mask_gate": True})]
+
+
+LEARNED_THRESHOLD_RATES = {"stage1": {"lr_threshold": 0.1}, "stage3": {"lr_threshold": 0.01}}
+"""The learned threshold's learning rates: the new layers' (``lr_reducers``) of the ``cpu`` profile in
+stages 1 and 3; fixed in stage 2, where the backbone is frozen."""
+
+
+def _learned_threshold() -> list[Setting]:
+    """Table 1 row (7) in both readings with the mask pooling's thresholds learned from 0.4
+    (`mpm.model.LearnedThresholds`)."""
+    learned = {**FULL_MODEL, "learned_threshold": True, **LEARNED_THRESHOLD_RATES}
+    return [Setting("learned threshold", {**learned, "mask_gate": False}),
+            Setting("learned threshold + gate", {**learned, "mask_gate": True})]
+
+
 def _chosen_rows(rows: Sequence[str] | None = None) -> list[Setting]:
     settings = {setting.label: setting for setting in _ablation()}
     unknown = [row for row in rows or () if row not in settings]
@@ -132,9 +152,12 @@ STUDIES = {
     "selection": _selection,
     "mechanisms": _mechanisms,
     "mechanisms-long": _mechanisms_long,
+    "conv-gate": _conv_gate,
+    "learned-threshold": _learned_threshold,
 }
 """Study name → its settings (Table 1, Fig. 7, Fig. 6 and Fig. 9 of the paper; the stage-3 factorial at
-the default stage-3 length and, a study of its own as it takes fewer seeds, the longer one)."""
+the default stage-3 length and, a study of its own as it takes fewer seeds, the longer one; the
+convolved mask with the gate; the full model with a learned threshold)."""
 
 DEFAULT_SEEDS = (0, 1)
 
@@ -145,11 +168,14 @@ STUDY_PARAMETERS = {
     "selection": ("selectors",),
     "mechanisms": (),
     "mechanisms-long": (),
+    "conv-gate": (),
+    "learned-threshold": (),
 }
 """Study name → the chapter parameters that choose its settings (every one optional)."""
 
 _CHOOSERS = {"ablation": _chosen_rows, "thresholds": _thresholds, "parts": _parts,
-             "selection": _selection, "mechanisms": _mechanisms, "mechanisms-long": _mechanisms_long}
+             "selection": _selection, "mechanisms": _mechanisms, "mechanisms-long": _mechanisms_long,
+             "conv-gate": _conv_gate, "learned-threshold": _learned_threshold}
 
 
 def study_settings(name: str) -> list[Setting]:

@@ -15,7 +15,9 @@
   0 for Batch-Hard, whose steps never need one (every image has K − 1 others of its identity and
   each process's share holds at least two identities), and empty in stages 1 and 2.
 
-Learning rates per parameter group come from the stage's config (`mpm.runs.optimization`).
+Learning rates per parameter group come from the stage's config (`mpm.runs.optimization`). A learned
+threshold is clamped to [0, 1] after every step, and the history holds its values after each epoch
+(``threshold_conv1``, ``threshold_maxpool``).
 
 Reproducibility: every epoch's data order is a function of (seed, stage, epoch) only, and each
 epoch ends with a checkpoint holding the model, optimizer, scaler, the random-number states of
@@ -78,7 +80,13 @@ from mpm.runs.batches import (
     triplet_batches,
 )
 from mpm.runs.objective import batch_losses
-from mpm.runs.optimization import build_optimizer, set_learning_rates, set_train_mode
+from mpm.runs.optimization import (
+    build_optimizer,
+    clamp_thresholds,
+    set_learning_rates,
+    set_train_mode,
+    threshold_columns,
+)
 from mpm.runs.runtime import (
     Runtime,
     auto_workers,
@@ -359,6 +367,7 @@ class Trainer:
             self.scaler.scale(loss).backward()
             self.scaler.step(optimizer)
             self.scaler.update()
+            clamp_thresholds(self.model)
             count = len(pids)
             totals += torch.tensor([loss.item() * count, id_loss.item() * count,
                                     triplet.item() * count, accuracy.item() * count, count], dtype=torch.float64)
@@ -380,6 +389,7 @@ class Trainer:
             "triplet_loss": totals[2].item() / images if stage_number == 3 else None,
             "accuracy": totals[3].item() / images,
             **{f"lr_{name}": rate for name, rate in rates.items()},
+            **threshold_columns(self.model),
             "positive_fallbacks": fallbacks[0] if fallbacks else None,
             "negative_fallbacks": fallbacks[1] if fallbacks else None,
             "seconds": round(seconds, 3),

@@ -1,22 +1,16 @@
 """Triplet choice: chosen-pair distances, mask intersections, summaries and choice changes."""
 
-from io import BytesIO
-
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from PIL import Image
 
-from mpm.data import ImageRecord
-from mpm.io import write_bytes_atomic
 from mpm.mining import TripletSelection, mask_guided_trihard
 from mpm.analysis.triplet_choice import (
     choice_changes,
     distance_gaps,
     mask_intersections,
     pair_distances,
-    read_masks,
     selection_claims,
     selection_summary,
     shared_stages,
@@ -90,20 +84,6 @@ def test_mask_step_switched_off_changes_the_choice_where_overlap_disagrees_with_
     assert (distance_only.positives[0].item(), distance_only.negatives[0].item()) == (1, 4)
     assert with_mask.positives[0].item() == 2
     assert choice_changes(with_mask, distance_only)["positive changed (%)"] > 0
-
-
-def test_read_masks_reads_the_masks_folder(tmp_path):
-    pixels = Image.new("L", (2, 3))
-    pixels.putpixel((1, 2), 255)
-    buffer = BytesIO()
-    pixels.save(buffer, format="PNG")
-    write_bytes_atomic(tmp_path / "masks" / "bounding_box_train" / "0001_c1s1_000001_00.png",
-                       buffer.getvalue())
-    record = ImageRecord(path=tmp_path / "bounding_box_train" / "0001_c1s1_000001_00.jpg", pid=1,
-                         camid=1, split="bounding_box_train")
-    masks = read_masks([record], tmp_path)
-    assert masks.shape == (1, 3, 2) and masks.dtype == torch.bool
-    assert masks.sum().item() == 1 and masks[0, 2, 1].item()
 
 
 def epoch(stage: int, number: int, loss: float, triplet: float | None = None, seconds: float = 1.0) -> dict:

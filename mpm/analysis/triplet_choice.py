@@ -8,9 +8,7 @@ random selector, which carries none, is measured the same way as the others.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -18,7 +16,6 @@ import torch
 from torch import Tensor
 
 from mpm.analysis.statistics import DEFAULT_MARGIN, QueryScores, claim_row, combined_row, compare
-from mpm.data import ImageRecord, mask_path, read_mask
 from mpm.mining import TripletSelection
 
 TIMING_COLUMNS = ("seconds", "images_per_second")
@@ -26,11 +23,6 @@ TIMING_COLUMNS = ("seconds", "images_per_second")
 
 SELECTION_ORDER = ("mask-trihard", "batch-hard", "random")
 """Fig. 9's ordering, best first: Mask-guided TriHard beats Batch-Hard beats random."""
-
-
-def read_masks(records: Sequence[ImageRecord], root: str | os.PathLike) -> Tensor:
-    """The masks models read (``<root>/masks/<split>/<stem>.png``) of ``records``, N×H×W bool."""
-    return torch.stack([read_mask(mask_path(Path(root), r.split, r.stem)).bool() for r in records])
 
 
 def pair_distances(features: Tensor, anchors: Tensor, others: Tensor) -> Tensor:

@@ -116,7 +116,9 @@ class ExperimentConfig:
     ``device``: "auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N".
     ``amp`` and ``channels_last`` take effect on CUDA only.
     ``num_workers``: DataLoader processes, or "auto": min(8, cores − 1) on CUDA, 0 on CPU
-    (`mpm.runs.runtime.loader_settings`). It changes no result and is not part of the hash.
+    (`mpm.runs.runtime.loader_settings`). It is not part of the hash. On CUDA it changes no result
+    (batches are augmented on the device); on CPU the loader processes draw the augmentation from
+    their own seeds, so 1 or more gives other numbers than 0, and `mpm train` refuses it there.
     ``loss_limit``: a finite loss above this stops the run as exploding.
     ``name``: the results folder's name; ``None`` uses the hash. It is not part of the hash.
     ``cuhk03_variant`` ("labeled" | "detected"), ``cuhk03_protocol`` ("new" | "classic") and

@@ -1,4 +1,5 @@
-"""Loader settings: ``num_workers: auto`` per device, pinned memory on CUDA, and no effect on the hash."""
+"""Loader settings: ``num_workers: auto`` per device, pinned memory on CUDA, no effect on the hash, and
+no loader processes for a CPU run."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from torch.utils.data import DataLoader
 
 from mpm.config import ExperimentConfig, profile
 from mpm.runs import runtime
-from mpm.runs.runtime import MAX_AUTO_WORKERS, auto_workers, loader_settings
+from mpm.runs.runtime import MAX_AUTO_WORKERS, auto_workers, check_loader_processes, loader_settings
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda", 0)
 
@@ -76,3 +77,22 @@ def test_loader_settings_leave_every_hash_unchanged():
     for name in ("paper", "cpu", "smoke"):
         config = profile(name)
         assert {config.replace(num_workers=n).hash for n in ("auto", 0, 3, 8)} == {config.hash}
+
+
+def test_loader_processes_are_refused_on_cpu_only():
+    for num_workers in ("auto", 0):
+        check_loader_processes(num_workers, CPU)
+    check_loader_processes(4, CUDA)
+    with pytest.raises(ValueError, match="num_workers is 2 on cpu"):
+        check_loader_processes(2, CPU)
+
+
+def test_mpm_train_refuses_loader_processes_on_cpu_in_one_line_before_training(tmp_path, capsys):
+    from mpm.cli import main
+
+    code = main(["train", "--profile", "smoke", "--set", "device=cpu", "--set", "num_workers=1",
+                 "--results", str(tmp_path / "runs"), "--cache", str(tmp_path / "cache")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1
+    assert "num_workers is 1 on cpu" in lines[0] and "--set num_workers=auto" in lines[0]
+    assert not (tmp_path / "runs").exists()

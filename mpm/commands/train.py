@@ -16,7 +16,7 @@ from mpm.config import PROFILES, ExperimentConfig, profile
 from mpm.evaluation import format_table
 from mpm.runs.experiments import run as run_experiment
 from mpm.runs.paths import project_relative
-from mpm.runs.runtime import stop_runtime
+from mpm.runs.runtime import check_loader_processes, resolve_device, stop_runtime
 from mpm.runs.trainer import TrainingDiverged
 
 HELP = "train an experiment config (three stages, resumable) and store its results record"
@@ -52,6 +52,7 @@ def load_config(args: argparse.Namespace) -> ExperimentConfig:
 def run(args: argparse.Namespace) -> int:
     """Train (or serve) the config; a diverged run exits 1, other problems are `mpm.cli` errors."""
     config = load_config(args)
+    check_loader_processes(config.num_workers, resolve_device(config.device))
     try:
         record = run_experiment(config, force=args.force, results_root=args.results,
                                 cache_root=args.cache, progress=not args.no_progress)

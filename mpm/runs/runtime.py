@@ -77,6 +77,16 @@ def auto_workers(num_workers: int | str, device: torch.device) -> int:
     return max(0, min(MAX_AUTO_WORKERS, cores - 1))
 
 
+def check_loader_processes(num_workers: int | str, device: torch.device) -> None:
+    """Refuse loader processes off CUDA: there the per-image transforms draw the augmentation from
+    the workers' seeds, so the run would give other numbers than ``num_workers: 0`` under the same
+    config hash."""
+    if device.type != "cuda" and auto_workers(num_workers, device) > 0:
+        raise ValueError(f"num_workers is {num_workers} on {device.type}: loader processes draw the augmentation "
+                         f"from their own seeds, so the record would differ from num_workers 0 under the same "
+                         f"config hash; use --set num_workers=auto (0 on CPU)")
+
+
 def loader_settings(num_workers: int | str, device: torch.device) -> dict[str, Any]:
     """DataLoader keyword arguments for ``device``: the processes of `auto_workers`, each keeping
     four batches ready, and pinned memory on CUDA (so that copies to the device do not block).

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -23,9 +24,11 @@ import torchvision
 from PIL import Image
 
 from mpm.cli import main, one_line
+from mpm.commands import eval as eval_command
 from mpm.data import load_dataset
 from mpm.io import save_torch_atomic
 from mpm.masks.runner import write_mask
+from mpm.model import build_model
 from mpm.runs import experiments, trainer
 from mpm.runs.checkpoints import checkpoint_path, list_checkpoints
 from mpm.runs.experiments import resume_point
@@ -254,8 +257,19 @@ def test_row7_data_that_cannot_be_evaluated_is_refused_before_training(cameras, 
     monkeypatch.setattr(trainer.Trainer, "fit", _refuse_training)
     line = error_line(capsys, main(_train_command(root, tmp_path)))
     assert line == (f"mpm train: error: synthetic at {root}: the query and gallery splits cannot be evaluated: "
-                    f"{cause}, so no query has a match from another camera to score; fix the split before "
-                    f"training")
+                    f"{cause}, so no query has a match from another camera to score; fix the splits")
+
+
+def test_row7_eval_refuses_data_that_cannot_be_evaluated_in_one_line(smoke, tmp_path, capsys):
+    root = write_tiny_benchmark(tmp_path / "data", cameras=1)
+    final = tmp_path / "final.pt"
+    network = build_model(smoke.replace(weights=None), 8)
+    save_torch_atomic({"config": smoke.to_dict(), "num_classes": 8, "model": network.state_dict()}, final)
+    line = error_line(capsys, main(["eval", "--checkpoint", str(final), "--root", str(root), "--device", "cpu"]))
+    assert line == (f"mpm eval: error: synthetic at {root}: the query and gallery splits cannot be evaluated: "
+                    f"the 6 query identities in the gallery are seen there only by the query's own camera, so "
+                    f"no query has a match from another camera to score; fix the splits")
+    assert not final.with_suffix(".eval.json").exists()
 
 
 def test_row9_eval_on_other_data_warns_and_the_record_stores_the_datas_sha256(smoke, benchmark, tmp_path, capsys):
@@ -276,3 +290,18 @@ def test_row9_eval_on_other_data_warns_and_the_record_stores_the_datas_sha256(sm
     assert main(common) == 0
     assert "warning" not in capsys.readouterr().err
     assert json.loads((record.path / "evaluation.json").read_text())["sha256"] == stored
+
+
+@pytest.mark.parametrize("reads_masks, warned", [(False, False), (True, True)])
+def test_row9_eval_warns_by_the_one_same_data_rule(reads_masks, warned, smoke, benchmark, tmp_path):
+    other = shutil.copytree(benchmark, tmp_path / "other masks")
+    mask = sorted((other / "masks" / "query").iterdir())[0]
+    Image.open(mask).transpose(Image.Transpose.FLIP_TOP_BOTTOM).save(mask)
+    stored, here = (dataset_fingerprint(load_dataset("synthetic", root)) for root in (benchmark, other))
+    record = write_record(tmp_path / "runs", smoke, {}, [], {"dataset": stored}, "", {})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        eval_command._warn_if_other_data(record.path, other, here, reads_masks)
+    assert stored["images_sha256"] == here["images_sha256"] and stored["sha256"] != here["sha256"]
+    assert [str(w.message).split(",")[0] for w in caught] == (
+        [f"{record.path} was made on data with sha256 {stored['sha256']}"] if warned else [])

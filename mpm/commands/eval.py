@@ -14,12 +14,13 @@ import argparse
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 from mpm.config import DATASETS, evaluation_reads_mask_files
 from mpm.data.check import ensure_readable
 from mpm.evaluation import format_table
 from mpm.io import write_json_atomic
-from mpm.runs.environment import dataset_fingerprint
+from mpm.runs.environment import dataset_fingerprint, same_data
 from mpm.runs.inference import evaluate_scores, find_checkpoint, load_trained
 from mpm.runs.paths import default_cache_root, load_config_dataset, project_relative
 from mpm.runs.runtime import resolve_device
@@ -43,12 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="FILE", default=None, help="where to write the results record")
 
 
-def _warn_if_other_data(run_dir: Path, root: Path, data_sha256: str) -> None:
-    """Warn when the data at ``root`` is not the data the run's record was made on."""
-    stored = (read_record(run_dir).env.get("dataset") or {}).get("sha256")
-    if stored is not None and stored != data_sha256:
-        warnings.warn(f"{run_dir} was made on data with sha256 {stored}, but the data at {root} has sha256 "
-                      f"{data_sha256}; the scores below are of the data at {root}")
+def _warn_if_other_data(run_dir: Path, root: Path, here: dict[str, Any], reads_masks: bool) -> None:
+    """Warn when the data fingerprinted as ``here`` at ``root`` is not the data the run's record was
+    made on (`mpm.runs.environment.same_data`; nothing when the record names no fingerprint)."""
+    stored = read_record(run_dir).env.get("dataset") or {}
+    if stored.get("sha256") is not None and not same_data(stored, here, reads_masks):
+        warnings.warn(f"{run_dir} was made on data with sha256 {stored['sha256']}, but the data at {root} has "
+                      f"sha256 {here['sha256']}; the scores below are of the data at {root}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,14 +65,15 @@ def run(args: argparse.Namespace) -> int:
     splits = load_config_dataset(config, require_masks=uses_masks)
     ensure_readable(splits, masks="required" if uses_masks else "ignored",
                     cache_dir=Path(args.cache) if args.cache else default_cache_root(), progress=sys.stderr.isatty())
-    data_sha256 = dataset_fingerprint(splits)["sha256"]
+    splits.check_evaluable()
+    fingerprint = dataset_fingerprint(splits)
     if args.run:
-        _warn_if_other_data(Path(args.run), splits.root, data_sha256)
+        _warn_if_other_data(Path(args.run), splits.root, fingerprint, uses_masks)
     metrics = evaluate_scores(model, config, splits, device)
     out = Path(args.out) if args.out else (
         Path(args.run) / "evaluation.json" if args.run else path.with_suffix(".eval.json"))
     write_json_atomic(out, {"checkpoint": str(path), "dataset": config.dataset, "root": str(splits.root),
-                            "sha256": data_sha256, "config_hash": config.hash, "metrics": metrics})
+                            "sha256": fingerprint["sha256"], "config_hash": config.hash, "metrics": metrics})
     print(f"{path} on {config.dataset} at {splits.root}")
     print(format_table(metrics))
     print(f"wrote {out}")

@@ -90,4 +90,4 @@ class DatasetSplits:
         cause = ("no query identity appears in the gallery" if not shared else
                  f"the {len(shared)} query identities in the gallery are seen there only by the query's own camera")
         raise ValueError(f"{self.name} at {self.root}: the query and gallery splits cannot be evaluated: {cause}, "
-                         f"so no query has a match from another camera to score; fix the split before training")
+                         f"so no query has a match from another camera to score; fix the splits")

@@ -23,6 +23,12 @@ test: $(STAMP) $(BENCHMARK)
 $(BENCHMARK): | $(STAMP)
 	$(BIN)/mpm synth --out data/synthetic
 
+# Each variant of the synthetic benchmark (mpm.config.BENCHMARK_VARIANTS) in its own folder, written by
+# one byte-reproducible command, e.g. `make data/synthetic-market-like/meta.json`.
+BENCHMARK_VARIANTS := synthetic-background-middle synthetic-market-like synthetic-masks-dilated synthetic-masks-segmenter
+$(BENCHMARK_VARIANTS:%=data/%/meta.json): data/%/meta.json: | $(STAMP)
+	$(BIN)/mpm synth --variant $* --out data/$*
+
 book: $(STAMP) $(BENCHMARK)
 	$(BIN)/jupyter-book build . --config _config.yml --toc book/_toc.yml --warningiserror --keep-going
 

@@ -7,14 +7,16 @@ import json
 import time
 from dataclasses import MISSING, fields
 
-from mpm.data.synthetic.config import SynthConfig
+from mpm.config import BENCHMARK_VARIANTS
+from mpm.data.synthetic.config import VARIANT_SETTINGS, SynthConfig, variant_config
 from mpm.data.synthetic.generate import generate_benchmark
 
 HELP = "generate the synthetic pedestrian benchmark (Market-1501 layout, true masks, meta.json)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """One option per ``SynthConfig`` field, plus ``--out``, ``--identities`` and ``--force``."""
+    """One option per ``SynthConfig`` field (``--variant`` naming a registered variant), plus ``--out``,
+    ``--identities`` and ``--force``."""
     parser.add_argument(
         "--out", required=True, help="output folder (must be new or empty unless --force)"
     )
@@ -27,7 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="shorthand: N training and N test identities (default 150 each)",
     )
+    parser.add_argument("--variant", choices=BENCHMARK_VARIANTS, default=None,
+                        help="a registered variant of the benchmark: its settings on top of the other options "
+                             "(default: the default benchmark)")
     for spec in fields(SynthConfig):
+        if spec.name == "variant":
+            continue
         option = "--" + spec.name.replace("_", "-")
         default = spec.default if spec.default is not MISSING else None
         help_text = f"{spec.metadata['help']} (default: {_show(default)})"
@@ -40,15 +47,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> SynthConfig:
-    """The ``SynthConfig`` the options describe; unset options keep their defaults."""
+    """The ``SynthConfig`` the options describe; unset options keep their defaults, a ``--variant``'s
+    settings apply on top (an option that sets one of them otherwise is refused)."""
     values = {}
     if args.identities is not None:
         values.update(train_identities=args.identities, test_identities=args.identities)
     for spec in fields(SynthConfig):
-        given = getattr(args, spec.name)
+        given = getattr(args, spec.name) if spec.name != "variant" else None
         if given is not None:
             values[spec.name] = tuple(given) if isinstance(given, list) else given
-    return SynthConfig(**values)
+    if args.variant is None:
+        return SynthConfig(**values)
+    for name, value in VARIANT_SETTINGS[args.variant].items():
+        if values.get(name, value) != value:
+            raise ValueError(f"--{name.replace('_', '-')} {values[name]} contradicts --variant {args.variant}, "
+                             f"which sets it to {value}: leave the option out")
+    return variant_config(args.variant, SynthConfig(**values))
 
 
 def run(args: argparse.Namespace) -> int:

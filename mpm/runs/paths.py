@@ -65,9 +65,14 @@ def dataset_root(root: str | os.PathLike | ExperimentConfig) -> Path:
     return path if path.is_absolute() else project_root() / path
 
 def load_config_dataset(config: ExperimentConfig, require_masks: bool):
-    """The `DatasetSplits` ``config`` trains and evaluates on (CUHK03 options included)."""
+    """The `DatasetSplits` ``config`` trains and evaluates on (CUHK03 options included); for the synthetic
+    benchmark, the ``meta.json`` at its root must be of the config's ``benchmark_variant``
+    (`mpm.data.synthetic.variants.check_variant`)."""
     from mpm.data import load_dataset
+    from mpm.data.synthetic.variants import check_variant
 
+    if config.dataset == "synthetic":
+        check_variant(dataset_root(config), config.benchmark_variant, project_relative(dataset_root(config)))
     return load_dataset(config.dataset, dataset_root(config), require_masks=require_masks,
                         cuhk03_variant=config.cuhk03_variant, cuhk03_protocol=config.cuhk03_protocol,
                         cuhk03_split=config.cuhk03_split)

@@ -24,10 +24,11 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 import mpm
-from mpm.data.synthetic.config import SynthConfig
+from mpm.data.synthetic.config import SynthConfig, stored_config
 from mpm.data.synthetic.nuisances import (
     apply_light,
     apply_low_resolution,
@@ -54,6 +55,7 @@ from mpm.data.synthetic.plan import (
 )
 from mpm.data.synthetic.scenes import Camera, paste_person_fragment, render_scene, sample_camera
 from mpm.io import write_json_atomic
+from mpm.masks.geometry import dilate
 
 __all__ = ["SynthConfig", "World", "Frame", "build_world", "render_frame", "generate_benchmark"]
 
@@ -66,13 +68,15 @@ FOREIGN_SHOWN = 10
 
 @dataclass(frozen=True)
 class World:
-    """Everything drawn once: cameras, their scene panoramas, identities and tracklets."""
+    """Everything drawn once: cameras, their scene panoramas, identities, tracklets, and the scene
+    every camera shares (None unless ``scene_sharing``)."""
 
     config: SynthConfig
     cameras: list[Camera]
     scenes: list[np.ndarray]
     identities: dict[int, Identity]
     tracklets: list[Tracklet]
+    shared_scene: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,7 @@ class Frame:
     ``image`` (H×W×3 uint8) is what is written; ``background`` (floats) is the scene patch
     before the person was drawn; ``person`` the person layer; ``occluder`` where something in
     front covers the person; ``true_mask`` = person alpha minus occluder; ``mask`` the true mask
-    degraded by ``mask_quality``.
+    degraded by ``mask_quality``, then grown by ``mask_dilation`` pixels.
     """
 
     image: np.ndarray
@@ -115,7 +119,25 @@ def build_world(config: SynthConfig) -> World:
     identities = {
         pid: sample_identity(stream(config.seed, Stream.IDENTITY, pid, 0)) for pid in train + test
     }
-    return World(config, cameras, scenes, identities, plan_tracklets(config, cameras))
+    return World(config, cameras, scenes, identities, plan_tracklets(config, cameras), _shared_scene(config))
+
+
+def _shared_scene(config: SynthConfig) -> np.ndarray | None:
+    """The scene panorama every camera can film, drawn from streams of its own; None when
+    ``scene_sharing`` is 0, so the default benchmark draws nothing more."""
+    if config.scene_sharing == 0.0:
+        return None
+    place = sample_camera(1, config.illumination, config.low_resolution, stream(config.seed, Stream.SHARED_SCENE, 0))
+    return render_scene(place, config.height, config.width, config.clutter, stream(config.seed, Stream.SHARED_SCENE, 1))
+
+
+def _scene(world: World, camera: int, *key: int) -> np.ndarray:
+    """The panorama an image of ``camera`` is filmed in front of: with chance ``scene_sharing`` (drawn
+    from the stream of ``key``) the shared scene, else the camera's own."""
+    if world.shared_scene is not None and stream(world.config.seed, Stream.SCENE_CHOICE, *key).random() < \
+            world.config.scene_sharing:
+        return world.shared_scene
+    return world.scenes[camera - 1]
 
 
 def render_frame(
@@ -132,7 +154,8 @@ def render_frame(
     view = tracklet.view if rng.random() < 0.85 else VIEWS[int(rng.integers(len(VIEWS)))]
     identity = world.identities[tracklet.pid]
     misalignment = 0.0 if aligned else config.misalignment
-    placement = sample_placement(config.height, config.width, identity.height, misalignment, rng)
+    placement = _zoomed(sample_placement(config.height, config.width, identity.height, misalignment, rng),
+                        config.person_zoom)
     phase = tracklet.phase + 1.3 * index + float(rng.normal(0.0, 0.2))
     return _compose(
         world,
@@ -155,13 +178,14 @@ def render_extra(world: World, extra: Extra) -> Frame:
     config = world.config
     kind = Stream.DISTRACTOR if extra.name.pid == 0 else Stream.JUNK
     rng = stream(config.seed, kind, extra.index, 1)
-    scene = world.scenes[extra.name.camera - 1]
+    scene = _scene(world, extra.name.camera, int(kind), extra.index)
     x = int(rng.integers(0, scene.shape[1] - config.width + 1))
     background = scene[:, x : x + config.width].copy()
     if extra.name.pid == 0:
         identity = sample_identity(rng)
-        placement = sample_placement(
-            config.height, config.width, identity.height, config.misalignment, rng
+        placement = _zoomed(
+            sample_placement(config.height, config.width, identity.height, config.misalignment, rng),
+            config.person_zoom,
         )
     else:
         identity = world.identities[extra.source_pid]
@@ -186,10 +210,16 @@ def render_extra(world: World, extra: Extra) -> Frame:
     )
 
 
+def _zoomed(placement: Placement, zoom: float) -> Placement:
+    """``placement`` scaled by ``zoom`` about the middle of the person (unchanged at 1)."""
+    grown = placement.person_height * (zoom - 1.0)
+    return Placement(placement.centre_x, placement.feet_y + grown / 2.0, placement.person_height + grown)
+
+
 def _tracklet_background(world: World, tracklet: Tracklet, index: int) -> np.ndarray:
     """The tracklet's scene patch, moved by its walk, with its companion walking alongside."""
     config = world.config
-    scene = world.scenes[tracklet.camera - 1]
+    scene = _scene(world, tracklet.camera, Stream.TRACKLET, tracklet.pid, tracklet.camera)
     x = int(
         np.clip(round(tracklet.patch_x + tracklet.walk * index), 0, scene.shape[1] - config.width)
     )
@@ -235,6 +265,8 @@ def _compose(
     mask = degrade_mask(
         true_mask, visible_parts, config.mask_quality, stream(config.seed, Stream.MASK, *mask_key)
     )
+    if config.mask_dilation:
+        mask = dilate(torch.from_numpy(mask), config.mask_dilation).numpy()
     return Frame(to_uint8(image), background, person, occluder, true_mask, mask)
 
 
@@ -313,7 +345,7 @@ def benchmark_meta(world: World, counts: dict[str, int]) -> dict:
         "generator": "mpm.data.synthetic",
         "version": mpm.__version__,
         "seed": world.config.seed,
-        "config": asdict(world.config),
+        "config": stored_config(world.config),
         "layout": "market1501",
         "image_size": [world.config.height, world.config.width],
         "identities": {
@@ -326,17 +358,17 @@ def benchmark_meta(world: World, counts: dict[str, int]) -> dict:
         "tracklets": len(world.tracklets),
         "cameras": [asdict(camera) for camera in world.cameras],
         "masks": "masks/<split>/<stem>.png: 8-bit, 255 = person; the true masks degraded by "
-        "mask_quality",
+        "mask_quality" + (", then grown by mask_dilation pixels" if world.config.mask_dilation else ""),
         "true_masks": "true_masks/<split>/<stem>.png: the exact masks of the visible drawn person",
     }
 
 
 def is_generated_benchmark(folder: Path) -> bool:
     """Whether ``folder`` holds a benchmark written by this generator (its ``meta.json`` says so)."""
-    return _generator_meta(folder) is not None
+    return generator_meta(folder) is not None
 
 
-def _generator_meta(folder: Path) -> dict | None:
+def generator_meta(folder: Path) -> dict | None:
     """The ``meta.json`` of ``folder`` when this generator wrote it, else None."""
     try:
         meta = json.loads((folder / META_NAME).read_text(encoding="utf-8"))
@@ -349,7 +381,7 @@ def foreign_files(folder: Path) -> list[str]:
     """The files under ``folder``, a benchmark this generator wrote, that it did not write (sorted,
     relative to ``folder``); every file when its ``meta.json`` names no config this version can rebuild."""
     present = sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*") if not path.is_dir())
-    meta = _generator_meta(folder) or {}
+    meta = generator_meta(folder) or {}
     try:
         config = SynthConfig(**{key: tuple(value) if isinstance(value, list) else value
                                 for key, value in meta.get("config", {}).items()})

@@ -30,6 +30,7 @@ class Stream:
     """Keys of the independent random streams (so one choice never shifts another)."""
 
     CAMERA, IDENTITY, TRACKLET, FRAME, SCENE, DISTRACTOR, JUNK, ORDER, COMPANION, MASK = range(10)
+    SHARED_SCENE, SCENE_CHOICE = 10, 11
 
 
 def stream(seed: int, *key: int) -> np.random.Generator:

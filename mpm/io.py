@@ -22,6 +22,10 @@ NO_PERMISSION = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 WRITE_ERRORS = FULL_DISK | NO_PERMISSION
 STAGING_SUFFIX = ".staging"
 """Hidden folders ending so are private to a writer and renamed into place when complete."""
+TORCH_LOAD_ERRORS = (RuntimeError, EOFError, ValueError, TypeError, AttributeError, KeyError, IndexError,
+                     pickle.UnpicklingError, zipfile.BadZipFile)
+"""What ``torch.load`` raises on an empty, truncated, damaged or foreign file (a bad text encoding is a
+ValueError)."""
 
 
 def make_folder(path: str | os.PathLike) -> Path:
@@ -136,8 +140,7 @@ def read_weights(path: str | os.PathLike, expected: str) -> Any:
         raise ValueError(f"weights file {path} is empty; expected {expected}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, ValueError, TypeError, AttributeError, KeyError, IndexError, UnicodeDecodeError,
-            pickle.UnpicklingError, zipfile.BadZipFile):
+    except TORCH_LOAD_ERRORS:
         raise ValueError(f"weights file {path} does not load as tensors saved by torch.save (read with "
                          f"weights_only=True); expected {expected}") from None
 

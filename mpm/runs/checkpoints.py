@@ -19,11 +19,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
 import random
 import re
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +29,7 @@ import numpy as np
 import torch
 
 from mpm.config import ExperimentConfig, StageConfig
-from mpm.io import save_torch_atomic
+from mpm.io import TORCH_LOAD_ERRORS, save_torch_atomic
 from mpm.runs.runtime import Runtime, auto_workers
 
 _NAME = re.compile(r"^stage(\d)-epoch(\d{3})\.pt$")
@@ -112,11 +110,6 @@ class CorruptCheckpoint(ValueError):
         self.reason = reason
 
 
-_UNREADABLE = (RuntimeError, EOFError, OSError, ValueError, TypeError, AttributeError, KeyError, IndexError,
-               pickle.UnpicklingError, zipfile.BadZipFile)
-"""What ``torch.load`` raises on a truncated, damaged or foreign file."""
-
-
 def _short_reason(error: BaseException) -> str:
     """The first sentence of ``error``'s message, with its type when the message alone says little."""
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
@@ -141,7 +134,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         state = torch.load(path, map_location=map_location, weights_only=True)
     except PermissionError:
         raise
-    except _UNREADABLE as error:
+    except (OSError, *TORCH_LOAD_ERRORS) as error:  # an unreadable file is as corrupt as a damaged one
         raise CorruptCheckpoint(path, _short_reason(error)) from None
     if not isinstance(state, dict):
         raise CorruptCheckpoint(path, f"it holds a {type(state).__name__}, not a dictionary")

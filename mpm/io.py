@@ -72,31 +72,35 @@ def naming_folder(error: OSError, path: Path) -> OSError:
 
 
 @contextmanager
+def folder_named(path: Path) -> Iterator[None]:
+    """Re-raise a full disk or a permission error met while writing ``path`` as `naming_folder` words it."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno in WRITE_ERRORS:
+            raise naming_folder(error, path) from None
+        raise
+
+
+@contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
 
     On an exception the temporary file is removed and ``path`` keeps its old content. The file
     lands with mode 0644 (readable by all, as a committed result should be); missing folders are
-    created 0755. A full disk or a permission error names the folder (`naming_folder`).
+    created 0755. A full disk or a permission error names the folder (`folder_named`).
     """
     target = Path(path)
-    try:
+    with folder_named(target):
         make_folder(target.parent)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    except OSError as error:
-        if error.errno in WRITE_ERRORS:
-            raise naming_folder(error, target) from None
-        raise
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        yield tmp
-        tmp.chmod(FILE_MODE)
-        os.replace(tmp, target)
-    except OSError as error:
-        if error.errno in WRITE_ERRORS:
-            raise naming_folder(error, target) from None
-        raise
+        with folder_named(target):
+            yield tmp
+            tmp.chmod(FILE_MODE)
+            os.replace(tmp, target)
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -200,6 +200,26 @@ def test_row8_a_full_disk_while_a_record_is_written_names_the_results_folder(smo
     assert {path.name: path.read_bytes() for path in (results / smoke.run_name).iterdir()} == before
 
 
+@pytest.mark.parametrize("step", ["staging folder", "renaming"])
+def test_row8_a_full_disk_while_the_record_folder_is_made_or_renamed_names_the_results_folder(
+        step, smoke, tmp_path, monkeypatch):
+    results = tmp_path / "results"
+    write_record(results, smoke, {"results": {}}, [], {}, "query\n", {})
+    before = {path.name: path.read_bytes() for path in (results / smoke.run_name).iterdir()}
+    if step == "staging folder":
+        monkeypatch.setattr(tempfile, "mkdtemp", _disk_full)
+    else:
+        files_only = os.replace
+        monkeypatch.setattr(os, "replace", lambda source, target: _disk_full() if Path(source).is_dir()
+                            else files_only(source, target))
+    with pytest.raises(OSError) as caught:
+        write_record(results, smoke, {"results": {"SQ": {}}}, [], {}, "query\n", {})
+    assert one_line(caught.value) == (f"cannot write {smoke.run_name} in {results} (No space left on device); "
+                                       f"free space there or choose another folder")
+    monkeypatch.undo()
+    assert {path.name: path.read_bytes() for path in (results / smoke.run_name).iterdir()} == before
+
+
 def test_row8_a_full_disk_while_a_checkpoint_is_written_names_the_checkpoint_folder(tmp_path, monkeypatch):
     folder = tmp_path / "cache" / "abc"
     monkeypatch.setattr(torch, "save", _disk_full)

@@ -41,7 +41,7 @@ import yaml
 
 from mpm.config import ExperimentConfig, unknown_keys
 from mpm.evaluation.report import MODES
-from mpm.io import FOLDER_MODE, make_folder, write_json_atomic, write_text_atomic
+from mpm.io import FOLDER_MODE, folder_named, make_folder, write_json_atomic, write_text_atomic
 from mpm.runs.lock import process_alive
 
 LEFTOVER_AGE_SECONDS = 3600
@@ -214,12 +214,13 @@ def write_record(
     Files are written 0644 and the folder 0755, whatever the process's umask. Leftovers of killed
     writers in ``root`` are removed first (`remove_leftovers`).
     """
-    root = make_folder(root)
-    remove_leftovers(root)
-    target = root / config.run_name
+    target = Path(root) / config.run_name
+    with folder_named(target):
+        root = make_folder(root)
+        remove_leftovers(root)
+        prefix = f".{config.run_name}.{_writer_tag()}."
+        staging = Path(tempfile.mkdtemp(prefix=prefix, suffix=".staging", dir=root))
     stored_metrics = {**metrics, "config_hash": config.hash}
-    prefix = f".{config.run_name}.{_writer_tag()}."
-    staging = Path(tempfile.mkdtemp(prefix=prefix, suffix=".staging", dir=root))
     try:
         write_text_atomic(staging / "config.yaml", config.to_yaml())
         write_json_atomic(staging / "env.json", dict(env))
@@ -227,18 +228,24 @@ def write_record(
         write_json_atomic(staging / "metrics.json", stored_metrics)
         write_text_atomic(staging / "queries.csv", queries_csv)
         write_json_atomic(staging / "activations.json", dict(activations), compact=True)
-        staging.chmod(FOLDER_MODE)
-        if target.exists():
-            retired = Path(tempfile.mkdtemp(prefix=prefix, suffix=".retired", dir=root))
-            os.replace(target, retired / "old")
-            os.replace(staging, target)
-            shutil.rmtree(retired)
-        else:
-            os.replace(staging, target)
+        with folder_named(target):
+            _publish(staging, target, prefix)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
     return read_record(target)
+
+
+def _publish(staging: Path, target: Path, prefix: str) -> None:
+    """Rename the finished ``staging`` folder onto ``target``, an older record there retired first."""
+    staging.chmod(FOLDER_MODE)
+    if target.exists():
+        retired = Path(tempfile.mkdtemp(prefix=prefix, suffix=".retired", dir=target.parent))
+        os.replace(target, retired / "old")
+        os.replace(staging, target)
+        shutil.rmtree(retired)
+    else:
+        os.replace(staging, target)
 
 
 def stored_hash(folder: Path) -> str | None:

@@ -145,6 +145,22 @@ CORRUPT_SUFFIX = ".corrupt"
 _REQUIRED_KEYS = ("config_hash", "world_size", "model", "optimizer", "scaler", "rng", "history", "stage", "epoch")
 
 
+def require_keys(path: Path, state: dict[str, Any], keys: tuple[str, ...]) -> None:
+    """`CorruptCheckpoint` naming ``path`` and the ``keys`` its ``state`` lacks, if any."""
+    missing = [key for key in keys if key not in state]
+    if missing:
+        raise CorruptCheckpoint(path, f"missing {', '.join(missing)}")
+
+
+def _set_aside(path: Path, error: CorruptCheckpoint, what: str, then: str) -> None:
+    """Rename the unusable ``path`` to ``<name>.corrupt`` with a warning: ``what`` it was, why, and
+    what happens ``then``."""
+    aside = path.with_name(path.name + CORRUPT_SUFFIX)
+    os.replace(path, aside)
+    warnings.warn(f"{what} {path} cannot be used ({error.reason}); moved it to {aside.name} and {then}",
+                  stacklevel=3)
+
+
 def latest_intact_checkpoint(directory: str | os.PathLike, map_location: str | torch.device = "cpu"
                              ) -> tuple[Path, dict[str, Any]] | None:
     """The newest epoch checkpoint of ``directory`` that loads, with its state; None if there is none.
@@ -155,14 +171,9 @@ def latest_intact_checkpoint(directory: str | os.PathLike, map_location: str | t
     for _, _, path in reversed(list_checkpoints(directory)):
         try:
             state = load_checkpoint(path, map_location)
-            missing = [key for key in _REQUIRED_KEYS if key not in state]
-            if missing:
-                raise CorruptCheckpoint(path, f"missing {', '.join(missing)}")
+            require_keys(path, state, _REQUIRED_KEYS)
         except CorruptCheckpoint as error:
-            aside = path.with_name(path.name + CORRUPT_SUFFIX)
-            os.replace(path, aside)
-            warnings.warn(f"checkpoint {path} cannot be used ({error.reason}); moved it to {aside.name} "
-                          f"and resuming from the one before", stacklevel=2)
+            _set_aside(path, error, "checkpoint", "resuming from the one before")
             continue
         return path, state
     return None
@@ -273,16 +284,11 @@ def load_prefix(folder: str | os.PathLike, key: str, data_sha256: str,
         return None
     try:
         state = load_checkpoint(path, map_location)
-        missing = [name for name in (*_REQUIRED_KEYS, "prefix_key", "dataset_sha256") if name not in state]
-        if missing:
-            raise CorruptCheckpoint(path, f"missing {', '.join(missing)}")
+        require_keys(path, state, (*_REQUIRED_KEYS, "prefix_key", "dataset_sha256"))
         if (state["prefix_key"], state["dataset_sha256"]) != (key, data_sha256):
             raise CorruptCheckpoint(path, f"it holds the prefix {state['prefix_key']} of data "
                                           f"{str(state['dataset_sha256'])[:12]}")
     except CorruptCheckpoint as error:
-        aside = path.with_name(path.name + CORRUPT_SUFFIX)
-        os.replace(path, aside)
-        warnings.warn(f"prefix {path} cannot be used ({error.reason}); moved it to {aside.name} and "
-                      f"training stages 1-2 again", stacklevel=2)
+        _set_aside(path, error, "prefix", "training stages 1-2 again")
         return None
     return state

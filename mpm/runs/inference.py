@@ -20,7 +20,8 @@ from mpm.data.mask_files import mask_path
 from mpm.evaluation import FeatureSet, evaluate_all, extract_features
 from mpm.model import MPMNet, build_model
 from mpm.runs.activations import activation_record, sample_indices
-from mpm.runs.checkpoints import FINAL_NAME, CorruptCheckpoint, latest_intact_checkpoint, load_checkpoint
+from mpm.runs.checkpoints import (FINAL_NAME, CorruptCheckpoint, latest_intact_checkpoint, load_checkpoint,
+                                  require_keys)
 from mpm.runs.paths import checkpoint_dir, default_results_root
 from mpm.runs.runtime import CUDA_FEATURE_BATCH, loader_settings
 from mpm.runs.store import queries_to_csv, read_record
@@ -147,9 +148,7 @@ def find_checkpoint(run_dir: Path, cache: str | os.PathLike | None, root: str | 
 def load_trained(path: Path, device: torch.device) -> tuple[torch.nn.Module, ExperimentConfig]:
     """The network stored in a checkpoint and the config it was trained with (ValueError naming a bad file)."""
     state = load_checkpoint(path, device)
-    missing = [key for key in ("config", "num_classes", "model") if key not in state]
-    if missing:
-        raise CorruptCheckpoint(path, f"missing {', '.join(missing)}")
+    require_keys(path, state, ("config", "num_classes", "model"))
     try:
         config = ExperimentConfig.from_dict(state["config"])
     except (ValueError, TypeError) as error:

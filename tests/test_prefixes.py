@@ -46,9 +46,15 @@ CHANGES: dict[str, Any] = {
 """One changed value per top-level field of the smoke profile (``root`` and ``weights`` are set in the
 test: a copy of the data, a weights file)."""
 
-NOT_TESTED_HERE = {"dataset", "cuhk03_variant", "cuhk03_protocol", "cuhk03_split"}
-"""Fields that need other data to change: the dataset's name is in the key with the config hash, the
-CUHK03 options are when the dataset is CUHK03, and the data's content is the key's SHA-256."""
+NOT_TESTED_HERE = {"dataset", "cuhk03_variant", "cuhk03_protocol", "cuhk03_split", "benchmark_variant"}
+"""Fields that need other data to change: the dataset's name and the benchmark's variant are in the
+key with the config hash, the CUHK03 options are when the dataset is CUHK03, and the data's content
+is the key's SHA-256."""
+
+LEARNED_THRESHOLD = {"learned_threshold": True, "stage1": {"lr_threshold": 0.1}}
+"""The smallest valid change that learns the threshold; the stages' ``lr_threshold`` are each
+changed from it, since a threshold rate needs a learned threshold."""
+LEARNING_RATE_CHANGES = {"stage1": 0.05, "stage2": 0.1, "stage3": 0.1}
 
 INERT_HERE = {
     "device": "'auto' is the CPU on this machine",
@@ -128,6 +134,13 @@ def field_effects(smoke, benchmark, tmp_path_factory) -> dict[str, tuple[bool, b
         variant = smoke.replace(**change)
         effects[label] = (stage_2_state(variant, folder / label) != base_state,
                           checkpoints.prefix_key(variant, DATA, runtime) != base_key)
+    learned = smoke.replace(**LEARNED_THRESHOLD)
+    learned_state, learned_key = stage_2_state(learned, folder / "learned"), checkpoints.prefix_key(learned, DATA, runtime)
+    effects["learned_threshold"] = (learned_state != base_state, learned_key != base_key)
+    for stage, rate in LEARNING_RATE_CHANGES.items():
+        variant = learned.replace(**{stage: {"lr_threshold": rate}})
+        effects[f"{stage}.lr_threshold"] = (stage_2_state(variant, folder / f"{stage}-lr-threshold") != learned_state,
+                                           checkpoints.prefix_key(variant, DATA, runtime) != learned_key)
     return effects
 
 

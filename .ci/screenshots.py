@@ -168,11 +168,17 @@ def screenshot(browser: str, page: Path, out: Path) -> str | None:
     return None
 
 
+def is_redirect(page: Path) -> bool:
+    """Whether ``page`` only forwards the browser to another page (the root ``index.html``)."""
+    text = page.read_text(encoding="utf-8", errors="replace")
+    return 'http-equiv="refresh"' in text.lower() and "<article" not in text
+
+
 def pages(html_root: Path) -> list[Path]:
-    """The book's pages, without Sphinx's index, search and source pages."""
+    """The book's pages, without Sphinx's index, search and source pages and the root redirect."""
     return [page for page in sorted(html_root.rglob("*.html"))
             if page.name not in SKIPPED and not page.name.startswith(".")
-            and "_static" not in page.parts and "_sources" not in page.parts]
+            and "_static" not in page.parts and "_sources" not in page.parts and not is_redirect(page)]
 
 
 def main(html_root: str, screenshot_root: str) -> int:

@@ -20,7 +20,7 @@ FULL_WIDTH = 10.0
 SD_STYLE = dict(fmt="none", ecolor="black", elinewidth=1.0, capsize=3)
 """± one standard deviation over seeds (drawn only where there are two seeds or more)."""
 INTERVAL_STYLE = dict(linewidth=5, alpha=0.35)
-"""The 95 % interval bootstrapped over queries."""
+"""The 95 % interval of a setting's mean under a bootstrap over test identities."""
 
 
 def to_numpy_image(image: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -136,7 +136,7 @@ def _legend_proxies(axis: plt.Axes, interval_colour: str, with_sd: bool, outside
     """The legend with entries for the two kinds of interval (right of the axes when ``outside``)."""
     handles, labels = axis.get_legend_handles_labels()
     handles.append(plt.Line2D([], [], color=interval_colour, **INTERVAL_STYLE))
-    labels.append("95 % interval over queries (bootstrap)")
+    labels.append("95 % interval over test identities (bootstrap)")
     if with_sd:
         handles.append(plt.Line2D([], [], color="black", linewidth=1.0, marker="|", markersize=8))
         labels.append("± 1 sd over seeds (≥ 2 seeds)")

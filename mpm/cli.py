@@ -75,8 +75,13 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` and run the chosen subcommand; with none, print the help."""
-    parser = build_parser()
+    """Parse ``argv`` and run the chosen subcommand; with none, print the help. Ctrl-C while the
+    commands load is one line and exit status 130, as it is while one runs."""
+    try:
+        parser = build_parser()
+    except KeyboardInterrupt:
+        print("mpm: interrupted while starting; nothing was written", file=sys.stderr)
+        return INTERRUPTED_STATUS
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -151,6 +151,15 @@ def test_row6_ctrl_c_in_study_is_one_line_and_exit_130(tmp_path, monkeypatch, ca
         "mpm study: interrupted; rerun the same command to resume from epoch 1 of stage 1"]
 
 
+def test_row6_ctrl_c_while_the_commands_load_is_one_line_and_exit_130(monkeypatch, capsys):
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("mpm.cli.build_parser", interrupted)
+    assert main(["train", "--profile", "smoke"]) == 130
+    assert capsys.readouterr().err == "mpm: interrupted while starting; nothing was written\n"
+
+
 def test_row6_the_resume_point_follows_the_newest_checkpoint(smoke, tmp_path):
     epochs = [stage.epochs for stage in smoke.stages()]
     assert resume_point(smoke, tmp_path) == "epoch 1 of stage 1"

@@ -124,8 +124,11 @@ def _train_command(config_root: Path, tmp_path: Path) -> list[str]:
 def test_row6_ctrl_c_in_train_is_one_line_exit_130_and_the_rerun_resumes(smoke, benchmark, tmp_path):
     folder = checkpoint_dir(smoke, tmp_path / "cache")
     command = [sys.executable, "-m", "mpm", *_train_command(benchmark, tmp_path)]
+    # as from a terminal, Ctrl-C is not ignored, whatever this test process inherited (a parent that
+    # ignores SIGINT, as some runners of notebooks do, passes that on to its children)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                               start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     while not list_checkpoints(folder) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -101,23 +101,20 @@ def _signature(path: Path) -> list[int] | None:
     return [stat.st_size, stat.st_mtime_ns]
 
 
-def _decode(path: Path) -> tuple[tuple[int, int] | None, str | None, str | None]:
-    """(width, height), mode and None for a file that decodes; None, None and the reason otherwise."""
+def _decode(path: Path, values: bool = False
+            ) -> tuple[tuple[int, int] | None, str | None, str | None, np.ndarray | None]:
+    """(width, height), mode, None and (with ``values``) the 8-bit grey values for a file that
+    decodes; None, None, the reason and None otherwise. The file is decoded once."""
     try:
         with Image.open(path) as image:
             image.load()
-            return image.size, image.mode, None
+            grey = np.asarray(image.convert("L")) if values else None
+            return image.size, image.mode, None, grey
     except FileNotFoundError:
-        return None, None, "the file is missing"
+        return None, None, "the file is missing", None
     except Exception as error:  # noqa: BLE001 - PIL raises many types for a damaged file; each is a verdict
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        return None, None, f"cannot be decoded ({reason})"
-
-
-def _mask_values(path: Path) -> np.ndarray:
-    """The 8-bit values of a mask file that `_decode` accepted."""
-    with Image.open(path) as image:
-        return np.asarray(image.convert("L"))
+        return None, None, f"cannot be decoded ({reason})", None
 
 
 def dataset_options(name: str) -> str:
@@ -129,7 +126,7 @@ def dataset_options(name: str) -> str:
 
 
 def _check_record(splits: DatasetSplits, record: ImageRecord, masks: MaskCheck) -> list[BadFile]:
-    size, _, problem = _decode(record.path)
+    size, _, problem, _ = _decode(record.path)
     if problem is not None:
         return [BadFile(record.path, f"image {problem}",
                         "restore it from the dataset's archive (mpm synth --force regenerates the synthetic "
@@ -143,7 +140,7 @@ def _check_record(splits: DatasetSplits, record: ImageRecord, masks: MaskCheck) 
         if masks == "present":
             return []
         return [BadFile(path, f"the mask of image {record.path} is missing", f"create it with: {command}")]
-    mask_size, mode, problem = _decode(path)
+    mask_size, mode, problem, mask_values = _decode(path, values=True)
     if problem is not None:
         return [BadFile(path, f"mask {problem}", remake)]
     if mode not in MASK_MODES:
@@ -151,7 +148,7 @@ def _check_record(splits: DatasetSplits, record: ImageRecord, masks: MaskCheck) 
     if mask_size != size:
         return [BadFile(path, f"mask is {mask_size[1]}x{mask_size[0]} but image {record.path} is "
                               f"{size[1]}x{size[0]} (HxW)", remake)]
-    problem = mask_values_problem(_mask_values(path))
+    problem = mask_values_problem(mask_values)
     if problem is not None:
         return [BadFile(path, problem, f"look at it; if it is wrong, {remake}", doubtful=True)]
     return []

@@ -8,6 +8,7 @@ the math libraries' versions and the numerics switches (`mpm.numerics`) are reco
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import platform
@@ -97,7 +98,15 @@ def numerics_info() -> dict[str, Any]:
 
 
 def _file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """SHA-256 of ``path``'s bytes, computed once per file version (path, size, modification time)
+    in a process, so serving several stored runs of one dataset reads it once."""
+    stat = path.stat()
+    return _digest_of_version(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=None)
+def _digest_of_version(path: str, size: int, mtime_ns: int) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def dataset_fingerprint(splits: Any) -> dict[str, Any]:

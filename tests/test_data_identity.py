@@ -128,21 +128,21 @@ def test_row1_a_record_is_served_only_for_the_data_it_was_made_on(smoke, benchma
     monkeypatch.setattr(experiments, "_train", fingerprinted_train(calls))
     roots = {"results_root": tmp_path / "results", "cache_root": tmp_path / "cache"}
     for config in (full, baseline):
-        experiments.run(config, **roots)
+        experiments.train_or_load(config, **roots)
     mask = first_mask(root)
     values = mask_values(mask).copy()
     values[values.shape[0] // 2] = 0  # one row of person pixels lost
     Image.fromarray(values).save(mask)
     with pytest.raises(experiments.OtherData, match="pass --force to retrain on this data"):
-        experiments.run(full, **roots)
-    assert experiments.run(baseline, **roots).config == baseline  # reads no mask: the images are the same
+        experiments.train_or_load(full, **roots)
+    assert experiments.train_or_load(baseline, **roots).config == baseline  # reads no mask: the images are the same
     args = ["train", "--profile", "smoke", "--set", f"root={root}", "--results", str(tmp_path / "results"),
             "--cache", str(tmp_path / "cache"), "--no-progress"]
     assert main(args) == 2
     assert "was made on other data" in capsys.readouterr().err
     assert main([*args, "--force"]) == 0
     assert calls == [full.hash, baseline.hash, full.hash]
-    assert experiments.run(full, **roots).env["dataset"]["sha256"] == fingerprint(full)["sha256"]
+    assert experiments.train_or_load(full, **roots).env["dataset"]["sha256"] == fingerprint(full)["sha256"]
 
 
 # --- row 2: checkpoints belong to their data ---------------------------------------------------
@@ -157,15 +157,15 @@ def test_row2_a_checkpoint_of_other_data_is_set_aside_and_the_run_starts_over(sm
             raise Killed
 
     with pytest.raises(Killed):
-        experiments.run(config, on_step=kill_in_stage3, **roots)
+        experiments.train_or_load(config, on_step=kill_in_stage3, **roots)
     other_sha = fingerprint(config)["sha256"]
     shutil.rmtree(root)
     write_tiny_benchmark(root, seed=1)  # other content under the same folder name
     with pytest.warns(UserWarning, match="was written on other data"):
-        resumed = experiments.run(config, **roots)
+        resumed = experiments.train_or_load(config, **roots)
     aside = tmp_path / "cache" / f"{config.hash}.other-data-{other_sha[:12]}"
     assert sorted(path.name for path in aside.iterdir()) == ["stage1-epoch002.pt", "stage2-epoch001.pt"]
-    scratch = experiments.run(config, results_root=tmp_path / "scratch", cache_root=tmp_path / "cache-scratch")
+    scratch = experiments.train_or_load(config, results_root=tmp_path / "scratch", cache_root=tmp_path / "cache-scratch")
     assert resumed.metrics == scratch.metrics
     assert resumed.env["dataset"]["sha256"] == fingerprint(config)["sha256"] != other_sha
 
@@ -190,7 +190,7 @@ def test_row4_a_record_of_a_newer_mpm_is_kept_listed_and_replaced_only_with_forc
     calls: list[str] = []
     monkeypatch.setattr(experiments, "_train", fingerprinted_train(calls))
     roots = {"results_root": tmp_path / "results", "cache_root": tmp_path / "cache"}
-    folder = experiments.run(smoke, **roots).path
+    folder = experiments.train_or_load(smoke, **roots).path
     config_file = folder / "config.yaml"
     newer = yaml.safe_load(config_file.read_text())
     newer["stage3"]["warmup_epochs"] = 2

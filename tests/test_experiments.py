@@ -212,9 +212,9 @@ def test_run_returns_the_stored_record_without_training(tmp_path, monkeypatch):
         raise AssertionError("a finished config must not be trained again")
 
     monkeypatch.setattr("mpm.runs.trainer.Trainer", no_training)
-    assert experiments.run(config, results_root=tmp_path).metrics["SQ"] == {"R1": 1.0}
+    assert experiments.train_or_load(config, results_root=tmp_path).metrics["SQ"] == {"R1": 1.0}
     with pytest.raises(ValueError, match="holds a run of a different config"):
-        experiments.run(config.replace(seed=3), results_root=tmp_path)
+        experiments.train_or_load(config.replace(seed=3), results_root=tmp_path)
 
 
 # --- checkpoints -------------------------------------------------------------------------------

@@ -226,7 +226,7 @@ def test_a_smoke_run_records_the_same_digits_through_the_store(benchmark, tmp_pa
     records = {}
     for name, decoded in (("files", False), ("store", True)):
         monkeypatch.setattr(trainer, "Trainer", functools.partial(real, decoded_store=decoded))
-        experiments.run(config, results_root=tmp_path / name / "results", cache_root=tmp_path / name / "cache")
+        experiments.train_or_load(config, results_root=tmp_path / name / "results", cache_root=tmp_path / name / "cache")
         records[name] = _record(tmp_path / name / "results")
     files, store = records["files"], records["store"]
     assert store["history"] == files["history"]

@@ -81,7 +81,7 @@ def test_the_threshold_is_its_own_group_without_weight_decay_and_fixed_in_stage_
 
 def test_training_keeps_the_threshold_in_the_unit_interval_and_writes_it_to_the_history(smoke, tmp_path):
     config = smoke.replace(learned_threshold=True, mask_gate=True, stage1={"lr_threshold": 1e4})
-    record = experiments.run(config, results_root=tmp_path / "results", cache_root=tmp_path / "cache")
+    record = experiments.train_or_load(config, results_root=tmp_path / "results", cache_root=tmp_path / "cache")
     values = {row["stage"]: (row["threshold_conv1"], row["threshold_maxpool"]) for row in record.history}
     assert all(0.0 <= value <= 1.0 for pair in values.values() for value in pair)
     assert values[1] != pytest.approx((0.4, 0.4))

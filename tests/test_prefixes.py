@@ -198,7 +198,7 @@ def from_scratch(branch, tmp_path_factory) -> Path:
     """The record of ``branch`` trained from scratch."""
     folder = tmp_path_factory.mktemp("scratch")
     seen: list[int] = []
-    record = experiments.run(branch, results_root=folder / "results", cache_root=folder / "cache",
+    record = experiments.train_or_load(branch, results_root=folder / "results", cache_root=folder / "cache",
                              on_step=_stages_trained(seen))
     assert set(seen) == {1, 2, 3}
     return record.path
@@ -207,10 +207,10 @@ def from_scratch(branch, tmp_path_factory) -> Path:
 def test_a_run_branched_from_a_stored_prefix_equals_one_trained_from_scratch(smoke, branch, from_scratch,
                                                                              tmp_path):
     roots = {"results_root": tmp_path / "results", "cache_root": tmp_path / "cache"}
-    experiments.run(smoke, **roots)
+    experiments.train_or_load(smoke, **roots)
     assert len(list((tmp_path / "cache" / checkpoints.PREFIX_FOLDER).glob("*.pt"))) == 1
     seen: list[int] = []
-    branched = experiments.run(branch, on_step=_stages_trained(seen), **roots)
+    branched = experiments.train_or_load(branch, on_step=_stages_trained(seen), **roots)
     assert set(seen) == {3}
     _same_record(branched.path, from_scratch)
 
@@ -218,11 +218,11 @@ def test_a_run_branched_from_a_stored_prefix_equals_one_trained_from_scratch(smo
 def test_a_prefix_of_other_data_is_never_used(smoke, branch, tmp_path):
     other = write_tiny_benchmark(tmp_path / "other", seed=1)
     cache = tmp_path / "cache"
-    experiments.run(smoke, results_root=tmp_path / "results", cache_root=cache)
+    experiments.train_or_load(smoke, results_root=tmp_path / "results", cache_root=cache)
     stored = next((cache / checkpoints.PREFIX_FOLDER).glob("*.pt"))
     seen: list[int] = []
     on_other = branch.replace(root=str(other))
-    experiments.run(on_other, results_root=tmp_path / "other-results", cache_root=cache,
+    experiments.train_or_load(on_other, results_root=tmp_path / "other-results", cache_root=cache,
                     on_step=_stages_trained(seen))
     assert set(seen) == {1, 2, 3}
     assert stored.is_file() and len(list(stored.parent.glob("*.pt"))) == 2
@@ -231,14 +231,14 @@ def test_a_prefix_of_other_data_is_never_used(smoke, branch, tmp_path):
 def test_a_prefix_stored_under_another_key_is_set_aside(smoke, branch, tmp_path):
     other = write_tiny_benchmark(tmp_path / "other", seed=1)
     cache = tmp_path / "cache"
-    experiments.run(smoke, results_root=tmp_path / "results", cache_root=cache)
+    experiments.train_or_load(smoke, results_root=tmp_path / "results", cache_root=cache)
     first = next((cache / checkpoints.PREFIX_FOLDER).glob("*.pt"))
-    experiments.run(branch.replace(root=str(other)), results_root=tmp_path / "other-results", cache_root=cache)
+    experiments.train_or_load(branch.replace(root=str(other)), results_root=tmp_path / "other-results", cache_root=cache)
     second = next(path for path in first.parent.glob("*.pt") if path != first)
     shutil.copyfile(first, second)  # the first data's prefix under the other data's key
     seen: list[int] = []
     with pytest.warns(UserWarning, match="cannot be used .*holds the prefix"):
-        experiments.run(branch.replace(root=str(other), margin=0.3), results_root=tmp_path / "other-results",
+        experiments.train_or_load(branch.replace(root=str(other), margin=0.3), results_root=tmp_path / "other-results",
                         cache_root=cache, on_step=_stages_trained(seen))
     assert set(seen) == {1, 2, 3}
     assert second.with_name(second.name + checkpoints.CORRUPT_SUFFIX).is_file()
@@ -246,12 +246,12 @@ def test_a_prefix_stored_under_another_key_is_set_aside(smoke, branch, tmp_path)
 
 def test_a_corrupt_prefix_is_set_aside_and_the_run_trains_from_scratch(smoke, branch, from_scratch, tmp_path):
     roots = {"results_root": tmp_path / "results", "cache_root": tmp_path / "cache"}
-    experiments.run(smoke, **roots)
+    experiments.train_or_load(smoke, **roots)
     stored = next((tmp_path / "cache" / checkpoints.PREFIX_FOLDER).glob("*.pt"))
     stored.write_bytes(stored.read_bytes()[:1000])
     seen: list[int] = []
     with pytest.warns(UserWarning, match=f"prefix {re.escape(str(stored))} cannot be used"):
-        branched = experiments.run(branch, on_step=_stages_trained(seen), **roots)
+        branched = experiments.train_or_load(branch, on_step=_stages_trained(seen), **roots)
     assert set(seen) == {1, 2, 3}
     assert stored.with_name(stored.name + checkpoints.CORRUPT_SUFFIX).is_file()
     assert stored.is_file()  # stored again by the run that trained stages 1-2

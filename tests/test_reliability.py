@@ -51,7 +51,7 @@ HISTORY = [{"stage": 1, "epoch": 1, "loss": 2.5, "seconds": 1.0}]
 def reference(smoke, tmp_path_factory):
     """One uninterrupted smoke run, its results and cache folders."""
     base = tmp_path_factory.mktemp("reference")
-    return experiments.run(smoke, results_root=base / "results", cache_root=base / "cache")
+    return experiments.train_or_load(smoke, results_root=base / "results", cache_root=base / "cache")
 
 
 def fake_metrics(r1: float = 0.5) -> dict:
@@ -192,7 +192,7 @@ def test_row2_and_row12_a_run_resumes_past_a_truncated_checkpoint_and_cleans_up(
             raise Killed
 
     with pytest.raises(Killed):
-        experiments.run(smoke, on_step=kill_in_stage3, **roots)
+        experiments.train_or_load(smoke, on_step=kill_in_stage3, **roots)
     names = [p.name for _, _, p in checkpoints.list_checkpoints(folder)]
     assert names == ["stage1-epoch002.pt", "stage2-epoch001.pt"]
     truncate(folder / "stage2-epoch001.pt")
@@ -203,12 +203,12 @@ def test_row2_and_row12_a_run_resumes_past_a_truncated_checkpoint_and_cleans_up(
 
     monkeypatch.setattr(experiments, "remove_epoch_checkpoints", killed_before_cleanup)
     with pytest.warns(UserWarning, match="stage2-epoch001.pt cannot be used"), pytest.raises(Killed):
-        experiments.run(smoke, **roots)
+        experiments.train_or_load(smoke, **roots)
     record = read_record(tmp_path / "results" / smoke.run_name)
     assert record.metrics == reference.metrics
     assert [p.name for _, _, p in checkpoints.list_checkpoints(folder)] != []
     monkeypatch.setattr(experiments, "remove_epoch_checkpoints", real_remove)
-    served = experiments.run(smoke, **roots)
+    served = experiments.train_or_load(smoke, **roots)
     assert served.metrics == reference.metrics
     assert sorted(p.name for p in folder.iterdir()) == [checkpoints.FINAL_NAME]
 
@@ -524,20 +524,20 @@ def test_row12_epoch_checkpoints_left_beside_a_stored_run_are_removed_unless_it_
     holder = _hold_lock(results, busy)
     try:
         monkeypatch.setattr(experiments, "_train", fake_train([]))
-        experiments.run(new, results_root=results, cache_root=cache)
+        experiments.train_or_load(new, results_root=results, cache_root=cache)
         assert sorted(p.name for p in (cache / done.hash).iterdir()) == [checkpoints.FINAL_NAME]
         assert len(list((cache / busy.hash).iterdir())) == 3
-        experiments.run(busy, results_root=results, cache_root=cache)
+        experiments.train_or_load(busy, results_root=results, cache_root=cache)
         assert len(list((cache / busy.hash).iterdir())) == 3
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
     resumable = cache / busy.hash / "stage1-epoch002.pt"
     write_bytes_atomic(resumable, b"a later run's progress")
-    experiments.run(busy, results_root=results, cache_root=cache)
+    experiments.train_or_load(busy, results_root=results, cache_root=cache)
     assert resumable.is_file()
     resumable.unlink()
-    experiments.run(busy, results_root=results, cache_root=cache)
+    experiments.train_or_load(busy, results_root=results, cache_root=cache)
     assert sorted(p.name for p in (cache / busy.hash).iterdir()) == [checkpoints.FINAL_NAME]
 
 

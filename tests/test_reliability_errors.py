@@ -306,7 +306,7 @@ def test_row7_eval_refuses_data_that_cannot_be_evaluated_in_one_line(smoke, tmp_
 
 def test_row9_eval_on_other_data_warns_and_the_record_stores_the_datas_sha256(smoke, benchmark, tmp_path, capsys):
     results, cache = tmp_path / "runs", tmp_path / "cache"
-    record = experiments.run(smoke, results_root=results, cache_root=cache)
+    record = experiments.train_or_load(smoke, results_root=results, cache_root=cache)
     other = shutil.copytree(benchmark, tmp_path / "other data")
     image = sorted((other / "query").iterdir())[0]
     Image.open(image).rotate(180).save(image)

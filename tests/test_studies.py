@@ -85,7 +85,7 @@ def test_results_table_reads_stored_runs_and_marks_missing_ones(tmp_path):
 
 def test_run_study_trains_only_what_is_missing(tmp_path, monkeypatch):
     trained = []
-    monkeypatch.setattr("mpm.runs.experiments.run", lambda config, **kwargs: trained.append(config.hash))
+    monkeypatch.setattr("mpm.runs.experiments.train_or_load", lambda config, **kwargs: trained.append(config.hash))
     runs = plan(["selection"], "smoke", seeds=(0,))
     write_record(tmp_path, runs[0].config, fake_metrics(0.5, 0.5), [], {}, QUERIES, {})
     done = run_study(["selection"], "smoke", seeds=(0,), max_runs=1, results_root=tmp_path)
@@ -108,7 +108,7 @@ def test_a_run_stored_under_a_name_is_found_by_its_hash(tmp_path):
 
 def test_shards_split_the_runs_without_overlap(tmp_path, monkeypatch):
     trained = []
-    monkeypatch.setattr("mpm.runs.experiments.run", lambda config, **kwargs: trained.append(config.hash))
+    monkeypatch.setattr("mpm.runs.experiments.train_or_load", lambda config, **kwargs: trained.append(config.hash))
     first = run_study(["parts"], "smoke", seeds=(0,), shard=(0, 2), results_root=tmp_path)
     second = run_study(["parts"], "smoke", seeds=(0,), shard=(1, 2), results_root=tmp_path)
     everything = [c.hash for c in unique_configs(plan(["parts"], "smoke", seeds=(0,)))]
@@ -166,7 +166,7 @@ def test_run_or_load_trains_each_missing_config_once_and_skips_locked_ones(tmp_p
             raise RunLocked("busy")
         trained.append((config.hash, kwargs["results_root"], kwargs["progress"]))
 
-    monkeypatch.setattr("mpm.runs.experiments.run", fake_run)
+    monkeypatch.setattr("mpm.runs.experiments.train_or_load", fake_run)
     done = run_or_load(runs, tmp_path, progress=False)
     assert trained == [(runs[1].config.hash, tmp_path, False)]
     assert [c.hash for c in done] == [runs[1].config.hash]

@@ -87,7 +87,7 @@ def test_shards_take_whole_prefix_groups_balanced_by_epochs():
 
 def test_run_study_trains_its_shard_in_order(tmp_path, monkeypatch):
     trained = []
-    monkeypatch.setattr("mpm.runs.experiments.run", lambda config, **kwargs: trained.append(config.hash))
+    monkeypatch.setattr("mpm.runs.experiments.train_or_load", lambda config, **kwargs: trained.append(config.hash))
     done = run_study(["ablation", "selection"], "cpu", seeds=(2,), shard=(1, 2), results_root=tmp_path)
     configs = unique_configs(plan(["ablation", "selection"], "cpu", (2,)))
     assert trained == [config.hash for config in shard_configs(configs, (1, 2))] == [c.hash for c in done]

@@ -29,7 +29,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 def reference(smoke, tmp_path_factory):
     """One uninterrupted smoke run: the record the other runs are compared with."""
     base = tmp_path_factory.mktemp("reference")
-    return experiments.run(smoke, results_root=base / "results", cache_root=base / "cache")
+    return experiments.train_or_load(smoke, results_root=base / "results", cache_root=base / "cache")
 
 
 def _without_seconds(history):
@@ -106,7 +106,7 @@ def test_smoke_run_writes_a_complete_record(reference, smoke):
 
 
 def test_two_runs_with_the_same_seed_agree_exactly(reference, smoke, tmp_path):
-    again = experiments.run(smoke, results_root=tmp_path / "results", cache_root=tmp_path / "cache")
+    again = experiments.train_or_load(smoke, results_root=tmp_path / "results", cache_root=tmp_path / "cache")
     assert again.metrics == reference.metrics
     assert _without_seconds(again.history) == _without_seconds(reference.history)
 
@@ -125,13 +125,13 @@ def _kill_at(stage: int, epoch: int, step: int):
 def test_a_killed_run_resumes_to_identical_metrics(reference, smoke, tmp_path):
     roots = {"results_root": tmp_path / "results", "cache_root": tmp_path / "cache"}
     with pytest.raises(Killed):  # mid-stage: momentum buffers and RNG states must come back
-        experiments.run(smoke, on_step=_kill_at(1, 2, 2), **roots)
+        experiments.train_or_load(smoke, on_step=_kill_at(1, 2, 2), **roots)
     assert [p.name for _, _, p in checkpoints.list_checkpoints(tmp_path / "cache" / smoke.hash)] == [
         "stage1-epoch001.pt"]
     assert not (tmp_path / "results" / smoke.run_name).exists()
     with pytest.raises(Killed):  # in stage 3: triplets re-mined from the restored model
-        experiments.run(smoke, on_step=_kill_at(3, 1, 5), **roots)
-    resumed = experiments.run(smoke, **roots)
+        experiments.train_or_load(smoke, on_step=_kill_at(3, 1, 5), **roots)
+    resumed = experiments.train_or_load(smoke, **roots)
     assert resumed.metrics == reference.metrics
     assert _without_seconds(resumed.history) == _without_seconds(reference.history)
 
@@ -147,7 +147,7 @@ def test_a_nan_loss_stops_the_run_naming_where_and_keeps_the_last_checkpoint(smo
 
     monkeypatch.setattr(objective, "part_id_loss", nan_in_epoch_two)
     with pytest.raises(trainer.TrainingDiverged, match="at stage 1, epoch 2, step 1 is not finite") as error:
-        experiments.run(smoke, results_root=tmp_path / "results", cache_root=tmp_path / "cache")
+        experiments.train_or_load(smoke, results_root=tmp_path / "results", cache_root=tmp_path / "cache")
     kept = tmp_path / "cache" / smoke.hash / "stage1-epoch001.pt"
     assert str(kept) in str(error.value)
     assert kept.is_file()

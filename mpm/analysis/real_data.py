@@ -2,7 +2,7 @@
 
 The real-data chapter's logic: whether a dataset is at hand and which masks it lacks, mask
 extraction with a given Mask R-CNN state dict, the configs of the requested ablation rows, the
-commands that produce their records, their records (trained through `mpm.runs.experiments.run`
+commands that produce their records, their records (trained through `mpm.runs.experiments.train_or_load`
 when asked), and the tables that put each record beside the paper's figures, with the device and
 training time the record holds. Paths are printed relative to the project root.
 """
@@ -26,7 +26,7 @@ from mpm.config import CUHK03_FIELDS, ExperimentConfig, profile
 from mpm.data import DatasetSplits, load_dataset, missing_masks
 from mpm.evaluation import MODES
 from mpm.masks.runner import RunReport, default_masks_dir, plan_jobs, report_path, run_extraction
-from mpm.runs.experiments import run as run_experiment
+from mpm.runs.experiments import train_or_load
 from mpm.runs.paths import dataset_root, project_relative
 from mpm.runs.store import RunRecord
 from mpm.runs.studies import PlannedRun, is_stored, plan, study_settings
@@ -241,12 +241,12 @@ class RowResult:
 def row_records(planned: Sequence[PlannedRun], *, train: bool, results_root: str = "",
                 cache_root: str = "") -> list[RowResult]:
     """Each planned run with its stored record; with ``train``, the missing ones are trained first.
-    Both go through `mpm.runs.experiments.run`, which serves a stored record and trains otherwise."""
+    Both go through `mpm.runs.experiments.train_or_load`, which serves a stored record and trains otherwise."""
     results = []
     for item in planned:
         stored = is_stored(item.config, results_root or None)
         if stored or train:
-            record = run_experiment(item.config, results_root=results_root or None, cache_root=cache_root or None)
+            record = train_or_load(item.config, results_root=results_root or None, cache_root=cache_root or None)
             results.append(RowResult(item, record, "stored" if stored else "trained"))
         else:
             results.append(RowResult(item, None, "missing"))

@@ -14,7 +14,7 @@ import sys
 
 from mpm.config import PROFILES, ExperimentConfig, profile
 from mpm.evaluation import format_table
-from mpm.runs.experiments import run as run_experiment
+from mpm.runs.experiments import train_or_load
 from mpm.runs.paths import project_relative
 from mpm.runs.runtime import check_loader_processes, resolve_device, stop_runtime
 from mpm.runs.trainer import TrainingDiverged
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args)
     check_loader_processes(config.num_workers, resolve_device(config.device))
     try:
-        record = run_experiment(config, force=args.force, results_root=args.results,
+        record = train_or_load(config, force=args.force, results_root=args.results,
                                 cache_root=args.cache, progress=not args.no_progress)
     except TrainingDiverged as error:
         print(f"mpm train: {error}", file=sys.stderr)

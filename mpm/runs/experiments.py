@@ -1,6 +1,6 @@
 """Run or load: a config in, a stored results record out, trained at most once.
 
-`run(config)` returns the record in the results store (`mpm.runs.store`) when that config already
+`train_or_load(config)` returns the record in the results store (`mpm.runs.store`) when that config already
 finished; otherwise it checks that it can write and read what it needs, trains (resuming from the
 per-epoch checkpoints in ``.cache/checkpoints/<hash>/`` if a previous attempt was interrupted),
 evaluates on rank 0 (`mpm.runs.inference`) and stores the record atomically, holding the run's lock
@@ -163,7 +163,7 @@ def prune_finished_checkpoints(cache: Path, results: Path) -> list[Path]:
     return pruned
 
 
-def run(
+def train_or_load(
     config: ExperimentConfig,
     force: bool = False,
     *,

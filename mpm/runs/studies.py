@@ -1,7 +1,7 @@
 """The book's experiment sets: which configs each study trains, and their stored results.
 
 A study is a list of *settings* (a label and the config fields it changes) applied to a base
-profile and repeated over seeds. Runs are stored by `mpm.runs.experiments.run` under their config
+profile and repeated over seeds. Runs are stored by `mpm.runs.experiments.train_or_load` under their config
 hash, so a setting shared by two studies (the full model appears in all of them) trains once,
 and a study grows run by run: `run_study(..., max_runs=N)` trains at most N missing runs and
 everything already stored is served from ``results/``. Settings that differ only in stage 3 form a
@@ -292,11 +292,11 @@ def run_study(names: Iterable[str], base: str | ExperimentConfig = "cpu",
 def _train(config: ExperimentConfig, progress: bool, results_root: str | os.PathLike | None) -> bool:
     """Run-or-load ``config``; False (with a line saying so) when another process is training it or a
     newer mpm made its record."""
-    from mpm.runs.experiments import run
+    from mpm.runs.experiments import train_or_load
     from mpm.runs.lock import RunLocked
 
     try:
-        run(config, progress=progress, results_root=results_root)
+        train_or_load(config, progress=progress, results_root=results_root)
     except (RunLocked, NewerRecord) as skipped:
         print(f"skipped: {skipped}")
         return False
@@ -337,7 +337,7 @@ def study_configs(study: str, profile_name: str = "cpu", seeds: Sequence[int] = 
 def run_or_load(runs: Sequence[PlannedRun | ExperimentConfig], results_root: str | os.PathLike | None = None,
                 progress: bool = True) -> list[ExperimentConfig]:
     """Train every distinct config of ``runs`` (planned runs or configs) that is not stored
-    (`mpm.runs.experiments.run`); return those trained. A run another process is training
+    (`mpm.runs.experiments.train_or_load`); return those trained. A run another process is training
     (`RunLocked`) is skipped with a message."""
 
     configs = {config.hash: config for config in

@@ -32,25 +32,18 @@ $(BENCHMARK_VARIANTS:%=data/%/meta.json): data/%/meta.json: | $(STAMP)
 book: $(STAMP) $(BENCHMARK)
 	$(BIN)/jupyter-book build . --config _config.yml --toc book/_toc.yml --warningiserror --keep-going
 
-# Every chapter's notebook rebuilt from its MyST text file and executed in place, so the committed
-# notebooks carry the outputs the committed results produce (run it in every commit that adds runs).
-notebooks: $(STAMP) $(BENCHMARK)
+# Every chapter's notebook rebuilt from its MyST text file and executed once, in place, with MPM_FIGURES
+# set: the committed notebooks carry the outputs the committed results produce, and each figure a chapter
+# draws lands in results/figures/<chapter>/<name>.png with its data as <name>.csv (a chapter's old figures
+# are removed first). Run it in every commit that adds runs. CHAPTERS=name narrows it, e.g.
+# `make notebooks CHAPTERS=mask_pooling`; `make figures` is the same target.
+CHAPTERS ?= $(basename $(notdir $(wildcard book/*.ipynb)))
+notebooks figures: $(STAMP) $(BENCHMARK)
 	for chapter in $(CHAPTERS); do \
 		$(BIN)/jupytext --quiet --sync book/$$chapter.md && \
-		$(BIN)/jupyter nbconvert --to notebook --execute --inplace --NotebookClient.record_timing=False \
-			--ExecutePreprocessor.timeout=-1 book/$$chapter.ipynb || exit 1; \
-	done
-
-# Every chapter executed top to bottom (in a temporary copy) with MPM_FIGURES set, so each figure
-# it draws lands in results/figures/<chapter>/<name>.png with its data as <name>.csv; a chapter's
-# old figures are removed first. CHAPTERS=name narrows it, e.g. `make figures CHAPTERS=mask_pooling`.
-CHAPTERS ?= $(basename $(notdir $(wildcard book/*.ipynb)))
-figures: $(STAMP) $(BENCHMARK)
-	out=$$(mktemp -d) && trap 'rm -rf "$$out"' EXIT && \
-	for chapter in $(CHAPTERS); do \
 		rm -rf results/figures/$$chapter && \
-		MPM_FIGURES=$(CURDIR)/results/figures $(BIN)/jupyter nbconvert --to notebook --execute \
-			--ExecutePreprocessor.timeout=-1 --output-dir "$$out" book/$$chapter.ipynb || exit 1; \
+		MPM_FIGURES=$(CURDIR)/results/figures $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+			--NotebookClient.record_timing=False --ExecutePreprocessor.timeout=-1 book/$$chapter.ipynb || exit 1; \
 	done
 
 benchmarks: $(STAMP)

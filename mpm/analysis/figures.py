@@ -2,7 +2,7 @@
 
 `save_figure(figure, chapter, name, data)` writes ``<root>/<chapter>/<name>.png`` and, when
 ``data`` is given, ``<name>.csv`` beside it. The root is the folder named by the environment
-variable ``MPM_FIGURES`` (``make figures`` sets it to ``results/figures`` while it executes the
+variable ``MPM_FIGURES`` (``make notebooks`` sets it to ``results/figures`` while it executes the
 chapters); without it nothing is written, so executing a chapter for a test or a rendered page
 leaves the committed figures alone. `note_figure` stands in for a figure whose data is not stored
 yet, so the file still says why it is empty.

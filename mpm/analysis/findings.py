@@ -5,7 +5,7 @@ counts and sentences the intro and the conclusions print from it."""
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
@@ -30,11 +30,15 @@ def _rows(claims: pd.DataFrame, chapter: str, reading: str | None = None) -> pd.
 
 
 def findings_table(profile_name: str = "cpu", seeds: Sequence[int] = (0, 1, 2, 3, 4),
-                   results_root: str | os.PathLike | None = None) -> pd.DataFrame:
+                   results_root: str | os.PathLike | None = None,
+                   tables: Mapping[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """One row per claim: Table 1's orderings in the text and the gated reading, the threshold
     band per reading, the part counts on the profile's feature map, the selector; the combined
-    claims last within their chapter."""
+    claims last within their chapter. ``tables`` holds runs tables a chapter has already read
+    (`runs_table`, by study name), so that they are not read twice."""
     def table_of(study: str) -> pd.DataFrame:
+        if tables is not None and study in tables:
+            return tables[study]
         return runs_table(study_configs(study, profile_name, seeds), results_root)
 
     parts = []

@@ -22,3 +22,19 @@ ABLATION_CLAIMS = (
 """The orderings Table 1 implies, as (reading, claim, the row it says is better, the other row):
 each step of the table, row (2) against row (4) explicitly, and the whole table (1) < (7); in the
 text reading and again with rows (3)-(7) gated."""
+
+CONV_GATE_CLAIMS = (
+    ("gated", "(2) < (2) + gate", "(2) + Mask (convolution) + gate", "(2) + Mask (convolution)"),
+    ("gated", "(4) + gate < (2) + gate", "(2) + Mask (convolution) + gate", "(4) + Mask + MP + gate"),
+)
+"""The convolved mask with the gate (study ``conv-gate``), as (reading, claim, the row said to be
+better, the other row): does the gate add to the convolved channel, and does the convolved mask
+still beat mask pooling when both are gated. Not the paper's claims: no step, the margin is 1 point."""
+
+LEARNED_THRESHOLD_CLAIMS = (
+    ("text", "learned threshold ≥ best fixed − δ", "learned threshold"),
+    ("gated", "learned threshold ≥ best fixed − δ", "learned threshold + gate"),
+)
+"""The learned threshold (study ``learned-threshold``) against the best stored fixed threshold of its
+reading, chosen from the sweep's runs, as (reading, claim, the learned setting): not worse by more
+than the margin of 1 point (`mpm.analysis.statistics.compare_not_worse`)."""

@@ -19,9 +19,10 @@ from matplotlib.figure import Figure
 from mpm.analysis.missing import train_command
 from mpm.analysis.plots import to_numpy_image
 from mpm.analysis.tables import mean_sd
-from mpm.runs.studies import results_folder, status_and_record, study_configs
+from mpm.runs.studies import results_folder, status_and_record, study_configs, study_settings
 
-STUDY = "ablation"
+STUDIES = ("ablation", "conv-gate")
+"""The studies whose runs the chapter shows: the ablation, and its row (2) with the gate."""
 
 PAPER_NAMES = {"conv1": "conv1", "layer1": "conv2_x", "layer2": "conv3_x", "layer3": "conv4_x", "layer4": "conv5_x"}
 """Each recorded layer under the paper's (ResNet) name for it."""
@@ -51,14 +52,23 @@ def mean_sd_text(values: Sequence[float], digits: int = 1) -> str:
     return mean_sd(float(np.mean(values)), float(np.std(values, ddof=1)), digits)
 
 
+def setting_labels() -> list[str]:
+    """The labels of every setting of `STUDIES`, study by study."""
+    return [setting.label for study in STUDIES for setting in study_settings(study)]
+
+
 def ablation_runs(settings: Sequence[str], profile_name: str, seeds: Sequence[int],
                   results_root: str | os.PathLike | None = None) -> pd.DataFrame:
-    """One row per setting (in the order given) and seed: ``setting``, ``seed``, ``stored`` (a
-    readable record; a corrupt one is named in a warning), ``record`` (the `RunRecord`, read once,
+    """One row per setting of `STUDIES` (in the order given) and seed: ``setting``, ``seed``, ``stored``
+    (a readable record; a corrupt one is named in a warning), ``record`` (the `RunRecord`, read once,
     or None), ``folder`` (the record's folder) and ``command`` (the ``mpm train`` call that stores it)."""
+    known = setting_labels()
+    unknown = [label for label in settings if label not in known]
+    if unknown:
+        raise ValueError(f"unknown ablation rows {unknown}; choose from {known}")
     order = {label: index for index, label in enumerate(settings)}
-    runs = sorted(study_configs(STUDY, profile_name, seeds, rows=list(settings)),
-                  key=lambda run: (order[run.setting.label], run.seed))
+    runs = sorted((run for study in STUDIES for run in study_configs(study, profile_name, seeds)
+                   if run.setting.label in order), key=lambda run: (order[run.setting.label], run.seed))
     rows = []
     for run in runs:
         folder = results_folder(run.config, results_root)

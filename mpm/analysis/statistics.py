@@ -24,10 +24,17 @@ before looking (`margin`): half of the paper's step for that claim, never below 
 - *positive, smaller*: lo > 0 (positive, but not surely above the margin);
 - *undecided*: anything else, and any claim with fewer than `MIN_SEEDS` paired seeds;
 - *untested*: a run is missing.
+
+**Not worse.** A claim "A is not worse than B by more than δ" (non-inferiority: a setting the paper
+does not have against the best of those it has) takes the same d and the same interval, and asks
+only where lo lies (`decide_not_worse`): *reproduced* when lo > −δ, *reversed* when hi < −δ (worse
+by more than the margin), *undecided* otherwise or below `MIN_SEEDS` paired seeds, *untested* when
+a run is missing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -47,6 +54,9 @@ REASONS = {
     "∋0": "the interval holds zero and a value beyond the margin",
     "n<3": "fewer than three paired seeds",
     "missing": "a run is not stored",
+    "lo>−δ": "the whole interval lies above minus the margin (not worse by more than δ)",
+    "hi<−δ": "the whole interval lies below minus the margin (worse by more than δ)",
+    "∋−δ": "the interval holds minus the margin",
 }
 """Short reason codes of the verdict tables → what each means (the legend printed under them)."""
 
@@ -242,6 +252,32 @@ def compare(table: pd.DataFrame, scores: QueryScores, better: str, worse: str, c
                       margin_points, verdict, reason)
 
 
+def decide_not_worse(seeds: int, low: float, high: float, margin_points: float,
+                     min_seeds: int = MIN_SEEDS) -> tuple[str, str]:
+    """The verdict on "not worse by more than the margin" and its reason code, from the interval
+    [low, high] of the paired difference over ``seeds`` paired seeds (the module docstring, "Not worse")."""
+    if seeds == 0:
+        return "untested", "missing"
+    if seeds < min_seeds:
+        return "undecided", "n<3"
+    if low > -margin_points:
+        return "reproduced", "lo>−δ"
+    if high < -margin_points:
+        return "reversed", "hi<−δ"
+    return "undecided", "∋−δ"
+
+
+def compare_not_worse(table: pd.DataFrame, scores: QueryScores, new: str, reference: str, column: str,
+                      margin_points: float = DEFAULT_MARGIN, resamples: int = RESAMPLES, seed: int = 0,
+                      min_seeds: int = MIN_SEEDS) -> Comparison:
+    """Test the claim "``new`` is not worse than ``reference`` on ``column`` by more than the margin":
+    the paired difference new − reference and its interval as `compare` gives them (``better`` is
+    ``new``), decided by `decide_not_worse`."""
+    comparison = compare(table, scores, new, reference, column, margin_points, resamples, seed, min_seeds)
+    verdict, reason = decide_not_worse(comparison.seeds, comparison.low, comparison.high, margin_points, min_seeds)
+    return dataclasses.replace(comparison, verdict=verdict, reason=reason)
+
+
 def combine_verdicts(verdicts: Iterable[str]) -> str:
     """One verdict for a claim made of several comparisons: *reversed* if any part is, *reproduced*
     if every part is, *untested* if a part is, else *mixed* (the table lists the parts)."""
@@ -292,6 +328,19 @@ def ablation_claims(table: pd.DataFrame, scores: QueryScores, column: str = "SQ 
         comparison = compare(table, scores, better, worse, column, margin(step), resamples, seed)
         rows.append({"reading": reading, **claim_row(claim, comparison, step)})
     return pd.DataFrame(rows)
+
+
+def conv_gate_claims(table: pd.DataFrame, scores: QueryScores, column: str = "SQ mAP",
+                     resamples: int = RESAMPLES, seed: int = 0) -> pd.DataFrame:
+    """The questions of the convolved mask with the gate (`mpm.analysis.claims.CONV_GATE_CLAIMS`),
+    tested on a runs table holding the ablation's rows and the study ``conv-gate``'s row, with the
+    margin `DEFAULT_MARGIN` (the paper has no such row, so no step); a ``reading`` column says which."""
+    from mpm.analysis.claims import CONV_GATE_CLAIMS
+
+    rows = [{"reading": reading, **claim_row(claim, compare(table, scores, better, worse, column,
+                                                            DEFAULT_MARGIN, resamples, seed))}
+            for reading, claim, better, worse in CONV_GATE_CLAIMS]
+    return pd.DataFrame(rows, columns=["reading", *CLAIM_COLUMNS])
 
 
 def chance_rank1(query_pids: Sequence[int], query_camids: Sequence[int],

@@ -45,13 +45,20 @@ def sweep_table(table: pd.DataFrame) -> pd.DataFrame:
     if unknown:
         raise ValueError(f"settings {unknown} are not in the thresholds study; pass a runs table "
                          "of study_configs('thresholds', ...)")
-    sweep = table.reindex(columns=list(dict.fromkeys([*table.columns, *SCORE_COLUMNS])))
+    sweep = four_mode_averages(table)
     sweep["threshold"] = [float(matches[label].group(1)) for label in sweep["setting"]]
     sweep["reading"] = [READING_LABELS[matches[label].group(2) is not None] for label in sweep["setting"]]
+    return sweep
+
+
+def four_mode_averages(table: pd.DataFrame) -> pd.DataFrame:
+    """A copy of a runs table with the four-mode averages ``"4-mode R1"`` / ``"4-mode mAP"`` (Fig. 7:
+    the mean of a metric over SQ, MQ, SQ+RR and MQ+RR); NaN for a missing run."""
+    averaged = table.reindex(columns=list(dict.fromkeys([*table.columns, *SCORE_COLUMNS])))
     for metric in METRICS:
         modes = [f"{mode} {metric}" for mode in MODES]
-        sweep[f"4-mode {metric}"] = sweep[modes].astype(float).mean(axis=1, skipna=False)
-    return sweep
+        averaged[f"4-mode {metric}"] = averaged[modes].astype(float).mean(axis=1, skipna=False)
+    return averaged
 
 
 def threshold_group(threshold: float) -> str:

@@ -129,12 +129,15 @@ LEARNED_THRESHOLD_RATES = {"stage1": {"lr_threshold": 0.1}, "stage3": {"lr_thres
 stages 1 and 3; fixed in stage 2, where the backbone is frozen."""
 
 
-def _learned_threshold() -> list[Setting]:
-    """Table 1 row (7) in both readings with the mask pooling's thresholds learned from 0.4
-    (`mpm.model.LearnedThresholds`)."""
+def _learned_threshold(readings: Sequence[str] = tuple(READINGS)) -> list[Setting]:
+    """Table 1 row (7) in the ``readings`` (both by default) with the mask pooling's thresholds learned
+    from 0.4 (`mpm.model.LearnedThresholds`)."""
+    unknown = sorted(set(readings) - set(READINGS))
+    if unknown:
+        raise ValueError(f"unknown readings {unknown}; choose from {list(READINGS)}")
     learned = {**FULL_MODEL, "learned_threshold": True, **LEARNED_THRESHOLD_RATES}
-    return [Setting("learned threshold", {**learned, "mask_gate": False}),
-            Setting("learned threshold + gate", {**learned, "mask_gate": True})]
+    return [Setting(f"learned threshold{' + gate' if READINGS[reading] else ''}",
+                    {**learned, "mask_gate": READINGS[reading]}) for reading in readings]
 
 
 def _chosen_rows(rows: Sequence[str] | None = None) -> list[Setting]:
@@ -169,7 +172,7 @@ STUDY_PARAMETERS = {
     "mechanisms": (),
     "mechanisms-long": (),
     "conv-gate": (),
-    "learned-threshold": (),
+    "learned-threshold": ("readings",),
 }
 """Study name → the chapter parameters that choose its settings (every one optional)."""
 
@@ -313,7 +316,8 @@ def chosen_settings(study: str, **selection: Any) -> list[Setting]:
     """The settings of ``study`` that the chapter parameters ``selection`` choose.
 
     ablation: ``rows`` (labels as the tables print them); thresholds: ``thresholds`` (any in
-    [0, 1]) and ``readings`` ("text", "gated"); parts: ``part_counts``; selection: ``selectors``.
+    [0, 1]) and ``readings`` ("text", "gated"); parts: ``part_counts``; selection: ``selectors``;
+    learned-threshold: ``readings``.
     A parameter left out keeps the study's full list, in the study's order.
     """
     study_settings(study)

@@ -84,8 +84,9 @@ def trajectory_figure(trajectories: pd.DataFrame, start: float) -> Figure:
     every training epoch, the starting threshold ``start`` dashed, the ends of stages 1 and 2 dotted."""
     readings = list(dict.fromkeys(trajectories["reading"]))
     stages = list(POOLING_STAGES.values())
+    height = 2.6 * len(readings) + 0.5
     figure, axes = plt.subplots(len(readings), len(stages), squeeze=False, sharex=True, sharey=True,
-                                figsize=(FULL_WIDTH, 2.6 * len(readings) + 0.6))
+                                figsize=(FULL_WIDTH, height))
     seeds = sorted(trajectories["seed"].unique())
     ends = trajectories.groupby("stage")["training epoch"].max().sort_index().iloc[:-1]
     for row, reading in enumerate(readings):
@@ -112,7 +113,7 @@ def trajectory_figure(trajectories: pd.DataFrame, start: float) -> Figure:
                 handles.append(handle)
                 labels.append(label)
     figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8, frameon=False)
-    figure.tight_layout(rect=(0, 0.1 if len(readings) > 1 else 0.16, 1, 1))
+    figure.tight_layout(rect=(0, 0.35 / height, 1, 1))
     return figure
 
 

@@ -14,22 +14,24 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 BENCHMARK := data/synthetic/meta.json
+# Each variant of the synthetic benchmark (mpm.config.BENCHMARK_VARIANTS) in its own folder, written by
+# one byte-reproducible command, e.g. `make data/synthetic-market-like/meta.json`; the conditions chapter
+# reads them all.
+BENCHMARK_VARIANTS := synthetic-background-middle synthetic-market-like synthetic-masks-dilated synthetic-masks-segmenter
+VARIANT_DATA := $(BENCHMARK_VARIANTS:%=data/%/meta.json)
 
 # The unit tests, then every chapter of the book executed top to bottom and its outputs compared
 # with the committed ones (strict nbval; book/nbval_sanitize.cfg masks paths, addresses, durations).
-test: $(STAMP) $(BENCHMARK)
+test: $(STAMP) $(BENCHMARK) $(VARIANT_DATA)
 	$(BIN)/python -m pytest -q tests book --nbval --nbval-sanitize-with book/nbval_sanitize.cfg
 
 $(BENCHMARK): | $(STAMP)
 	$(BIN)/mpm synth --out data/synthetic
 
-# Each variant of the synthetic benchmark (mpm.config.BENCHMARK_VARIANTS) in its own folder, written by
-# one byte-reproducible command, e.g. `make data/synthetic-market-like/meta.json`.
-BENCHMARK_VARIANTS := synthetic-background-middle synthetic-market-like synthetic-masks-dilated synthetic-masks-segmenter
-$(BENCHMARK_VARIANTS:%=data/%/meta.json): data/%/meta.json: | $(STAMP)
+$(VARIANT_DATA): data/%/meta.json: | $(STAMP)
 	$(BIN)/mpm synth --variant $* --out data/$*
 
-book: $(STAMP) $(BENCHMARK)
+book: $(STAMP) $(BENCHMARK) $(VARIANT_DATA)
 	$(BIN)/jupyter-book build . --config _config.yml --toc book/_toc.yml --warningiserror --keep-going
 
 # Every chapter's notebook rebuilt from its MyST text file and executed once, in place, with MPM_FIGURES
@@ -38,7 +40,7 @@ book: $(STAMP) $(BENCHMARK)
 # are removed first). Run it in every commit that adds runs. CHAPTERS=name narrows it, e.g.
 # `make notebooks CHAPTERS=mask_pooling`; `make figures` is the same target.
 CHAPTERS ?= $(basename $(notdir $(wildcard book/*.ipynb)))
-notebooks figures: $(STAMP) $(BENCHMARK)
+notebooks figures: $(STAMP) $(BENCHMARK) $(VARIANT_DATA)
 	for chapter in $(CHAPTERS); do \
 		$(BIN)/jupytext --quiet --sync book/$$chapter.md && \
 		rm -rf results/figures/$$chapter && \

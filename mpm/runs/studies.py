@@ -20,7 +20,8 @@ from typing import Any
 
 import pandas as pd
 
-from mpm.config import PART_COUNTS, SELECTORS, ExperimentConfig, profile
+from mpm.config import PART_COUNTS, SELECTORS, ExperimentConfig, profile, reads_mask_files
+from mpm.data.synthetic.variants import variant_root
 from mpm.runs.checkpoints import prefix_group
 from mpm.evaluation import MODES
 from mpm.runs.paths import default_results_root
@@ -148,6 +149,62 @@ def _chosen_rows(rows: Sequence[str] | None = None) -> list[Setting]:
     return list(settings.values()) if rows is None else [settings[row] for row in rows]
 
 
+CONDITION_ROWS = ("(1) Baseline", "(2) + Mask (convolution)", "(4) + Mask + MP", "(4) + Mask + MP + gate",
+                  "(7) + MP + LTL + TriHard", "input: RGB × mask (reference)")
+"""The ablation rows the study ``conditions`` trains at each level of its axes (`CONDITION_LEVELS`)."""
+
+CONDITION_LEVELS: dict[str, dict[str, str | None]] = {
+    "background": {"default": None, "middle": "synthetic-background-middle",
+                   "market-like": "synthetic-market-like"},
+    "masks": {"exact": None, "dilated": "synthetic-masks-dilated", "segmenter": "synthetic-masks-segmenter"},
+}
+"""Axis → its levels → the benchmark variant of each (`mpm.config.BENCHMARK_VARIANTS`). The first level
+of an axis is the default benchmark, whose runs are the ablation's (same configs, same labels)."""
+
+
+def default_level(axis: str) -> str:
+    """The level of ``axis`` that is the default benchmark."""
+    return next(iter(CONDITION_LEVELS[axis]))
+
+
+def planned_on(row: str, axis: str) -> bool:
+    """Whether ablation row ``row`` is trained at the levels of ``axis``: on the mask axis only rows
+    whose training reads mask files (the Baseline's run is the same at every mask level)."""
+    return axis != "masks" or reads_mask_files(ExperimentConfig().replace(**_chosen_rows([row])[0].overrides))
+
+
+def condition_label(row: str, axis: str, level: str) -> str:
+    """The setting label of ablation row ``row`` at ``level`` of ``axis``: the ablation's own label at
+    the default level, else ``"<row>, <axis> <level>"`` (``(4) + Mask + MP, masks dilated``)."""
+    return row if CONDITION_LEVELS[axis][level] is None else f"{row}, {axis} {level}"
+
+
+def _condition_levels(axis: str, levels: Sequence[str]) -> list[str]:
+    unknown = [level for level in levels if level not in CONDITION_LEVELS[axis]]
+    if unknown:
+        raise ValueError(f"unknown {axis} levels {unknown}; choose from {list(CONDITION_LEVELS[axis])}")
+    return list(levels)
+
+
+def _conditions(background_levels: Sequence[str] = ("middle", "market-like"),
+                mask_levels: Sequence[str] = ("dilated", "segmenter"),
+                rows: Sequence[str] = CONDITION_ROWS) -> list[Setting]:
+    """The ablation ``rows`` at ``background_levels`` and ``mask_levels`` (`CONDITION_LEVELS`), each level
+    on the benchmark variant it names (the variant's folder beside the profile's: `_planned`); the
+    default level of an axis is the ablation's settings, each setting listed once."""
+    settings: dict[str, Setting] = {}
+    for axis, levels in (("background", background_levels), ("masks", mask_levels)):
+        for level in _condition_levels(axis, levels):
+            variant = CONDITION_LEVELS[axis][level]
+            for chosen in _chosen_rows(rows):
+                if variant is not None and not planned_on(chosen.label, axis):
+                    continue
+                overrides = chosen.overrides if variant is None else {**chosen.overrides, "benchmark_variant": variant}
+                label = condition_label(chosen.label, axis, level)
+                settings.setdefault(label, Setting(label, dict(overrides)))
+    return list(settings.values())
+
+
 STUDIES = {
     "ablation": _ablation,
     "thresholds": _thresholds,
@@ -157,10 +214,12 @@ STUDIES = {
     "mechanisms-long": _mechanisms_long,
     "conv-gate": _conv_gate,
     "learned-threshold": _learned_threshold,
+    "conditions": _conditions,
 }
 """Study name → its settings (Table 1, Fig. 7, Fig. 6 and Fig. 9 of the paper; the stage-3 factorial at
 the default stage-3 length and, a study of its own as it takes fewer seeds, the longer one; the
-convolved mask with the gate; the full model with a learned threshold)."""
+convolved mask with the gate; the full model with a learned threshold; Table 1's rows (1), (2), (4),
+(4) + gate, (7) and the RGB × mask reference on the benchmark's variants, at every level but the default)."""
 
 DEFAULT_SEEDS = (0, 1)
 
@@ -173,12 +232,14 @@ STUDY_PARAMETERS = {
     "mechanisms-long": (),
     "conv-gate": (),
     "learned-threshold": ("readings",),
+    "conditions": ("background_levels", "mask_levels", "rows"),
 }
 """Study name → the chapter parameters that choose its settings (every one optional)."""
 
 _CHOOSERS = {"ablation": _chosen_rows, "thresholds": _thresholds, "parts": _parts,
              "selection": _selection, "mechanisms": _mechanisms, "mechanisms-long": _mechanisms_long,
-             "conv-gate": _conv_gate, "learned-threshold": _learned_threshold}
+             "conv-gate": _conv_gate, "learned-threshold": _learned_threshold,
+             "conditions": _conditions}
 
 
 def study_settings(name: str) -> list[Setting]:
@@ -208,8 +269,12 @@ def plan(names: Iterable[str], base: str | ExperimentConfig = "cpu",
 
 def _planned(study: str, setting: Setting, seed: int, base: ExperimentConfig) -> PlannedRun:
     """``setting`` of ``study`` at ``seed`` on ``base`` (`ExperimentConfig.replace`, so that a setting may
-    change one field of a stage)."""
-    return PlannedRun(study, setting, seed, base.replace(seed=seed, **setting.overrides))
+    change one field of a stage); a setting that names another benchmark variant reads it from the
+    variant's folder beside ``base``'s (`variant_root`)."""
+    config = base.replace(seed=seed, **setting.overrides)
+    if config.benchmark_variant != base.benchmark_variant:
+        config = config.replace(root=variant_root(config.benchmark_variant, base.root))
+    return PlannedRun(study, setting, seed, config)
 
 
 def unique_configs(runs: Iterable[PlannedRun]) -> list[ExperimentConfig]:
@@ -317,7 +382,8 @@ def chosen_settings(study: str, **selection: Any) -> list[Setting]:
 
     ablation: ``rows`` (labels as the tables print them); thresholds: ``thresholds`` (any in
     [0, 1]) and ``readings`` ("text", "gated"); parts: ``part_counts``; selection: ``selectors``;
-    learned-threshold: ``readings``.
+    learned-threshold: ``readings``; conditions: ``background_levels``, ``mask_levels``
+    (`CONDITION_LEVELS`) and ``rows`` (`CONDITION_ROWS`).
     A parameter left out keeps the study's full list, in the study's order.
     """
     study_settings(study)

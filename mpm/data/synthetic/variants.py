@@ -4,7 +4,7 @@ check that a folder holds the variant a config names, and its generation when mi
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from mpm.data.synthetic.config import SynthConfig, variant_config
 from mpm.data.synthetic.generate import META_NAME, generate_benchmark, generator_meta
@@ -16,15 +16,17 @@ class OtherVariant(ValueError):
     """The benchmark at a root is not the variant a config names."""
 
 
-def variant_root(variant: str | None) -> str:
-    """The folder, relative to the project root, that holds ``variant`` (None: the default benchmark)."""
-    return DEFAULT_ROOT if variant is None else f"data/{variant}"
+def variant_root(variant: str | None, default_root: str = DEFAULT_ROOT) -> str:
+    """The folder that holds ``variant``: beside the default benchmark's folder ``default_root`` (by
+    default ``data/synthetic``, relative to the project root), named after the variant; ``default_root``
+    itself for None, the default benchmark."""
+    return default_root if variant is None else (PurePosixPath(default_root).parent / variant).as_posix()
 
 
-def synth_command(variant: str | None) -> str:
-    """The command that writes ``variant`` into its folder (`variant_root`)."""
+def synth_command(variant: str | None, default_root: str = DEFAULT_ROOT) -> str:
+    """The command that writes ``variant`` into its folder (`variant_root` beside ``default_root``)."""
     option = "" if variant is None else f" --variant {variant}"
-    return f"mpm synth{option} --out {variant_root(variant)}"
+    return f"mpm synth{option} --out {variant_root(variant, default_root)}"
 
 
 def _label(variant: str | None) -> str:

@@ -62,6 +62,16 @@ def test_seeds_are_integers(value):
     assert typed_parameters({"seeds": "[0, 1]"}, seeds=list_of(integer(0))) == {"seeds": [0, 1]}
 
 
+def test_a_list_that_may_be_empty_takes_none_and_still_checks_its_items():
+    seeds = list_of(integer(0), empty=True)
+    assert typed_parameters({"seeds": "[]"}, seeds=seeds) == {"seeds": []}
+    assert typed_parameters({"seeds": []}, seeds=seeds) == {"seeds": []}
+    assert typed_parameters({"seeds": "[2]"}, seeds=seeds) == {"seeds": [2]}
+    assert refusal("[-1]", seeds) == (
+        "chapter parameter p = '[-1]' is not allowed: expected a list ([] for none) (a YAML list such as "
+        "[x, y], or one item), each item an integer ≥ 0")
+
+
 def test_choices_and_rows_are_checked():
     readings = list_of(one_of(["text", "gated"]))
     assert typed_parameters({"readings": "gated"}, readings=readings) == {"readings": ["gated"]}

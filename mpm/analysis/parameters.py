@@ -126,16 +126,17 @@ def _items(value: Any) -> list[Any]:
     return [value]
 
 
-def list_of(item: Rule) -> Rule:
-    """A non-empty list whose every item ``item`` accepts."""
+def list_of(item: Rule, empty: bool = False) -> Rule:
+    """A list whose every item ``item`` accepts; non-empty unless ``empty`` (a part a chapter may leave out)."""
 
     def convert(value: Any) -> list[Any]:
         items = _items(value)
-        if not items:
+        if not items and not empty:
             raise _Refused
         return [item.convert(one) for one in items]
 
-    return Rule(f"a non-empty list (a YAML list such as [x, y], or one item), each item {item.allowed}", convert)
+    size = "a list ([] for none)" if empty else "a non-empty list"
+    return Rule(f"{size} (a YAML list such as [x, y], or one item), each item {item.allowed}", convert)
 
 
 def typed_parameters(namespace: Mapping[str, Any], **rules: Rule) -> dict[str, Any]:

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 from mpm.analysis.feature_maps import ablation_runs, setting_labels
+from mpm.analysis.findings import findings_table
 from mpm.analysis.learned_threshold import (final_thresholds, learned_table, learned_threshold_claims, reading_of,
                                             scores_beside_fixed, threshold_trajectories, trajectory_figure)
-from mpm.analysis.stem_claims import stem_claims
 from mpm.analysis.thresholds import READING_LABELS
 from mpm.config import profile
 from mpm.evaluation import MODES
@@ -148,7 +148,7 @@ def write_run(root: Path, config, score: float, history: list[dict] | None = Non
     write_record(root, config, metrics, history or [], {}, queries, {})
 
 
-def test_the_stem_claims_for_the_scorecard_read_the_four_studies(tmp_path):
+def test_the_scorecard_holds_the_gate_and_learned_threshold_questions(tmp_path):
     scores = {("ablation", "(2) + Mask (convolution)"): [70.0] * 3,
               ("ablation", "(4) + Mask + MP + gate"): [71.0] * 3,
               ("conv-gate", "(2) + Mask (convolution) + gate"): [72.0, 73.0, 74.0],
@@ -159,8 +159,9 @@ def test_the_stem_claims_for_the_scorecard_read_the_four_studies(tmp_path):
             if run.setting.label == label:
                 history = HISTORIES[(LEARNED, 0)] if study == "learned-threshold" else None
                 write_run(tmp_path, run.config, values[run.seed], history)
-    claims = stem_claims("smoke", (0, 1, 2), tmp_path)
-    assert claims.columns.tolist()[:3] == ["chapter", "reading", "claim"]
+    findings = findings_table("smoke", (0, 1, 2), tmp_path)
+    claims = findings[findings["source"].eq("book") & findings["chapter"].isin(["ablation", "thresholds"])
+                      ].reset_index(drop=True)
     assert claims[["chapter", "reading", "claim", "n", "verdict"]].values.tolist() == [
         ["ablation", "gated", "(2) < (2) + gate", 3, "positive, smaller"],
         ["ablation", "gated", "(4) + gate < (2) + gate", 3, "undecided"],

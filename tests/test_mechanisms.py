@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from mpm.analysis.findings import findings_table
 from mpm.analysis.mechanisms import (MECHANISM_CLAIMS, QUESTIONS, cell_labels, factorial_cells, last_epoch_losses,
-                                     loss_figure, mechanism_claims, mechanism_findings, reading, score_grid,
+                                     loss_figure, mechanism_claims, reading, score_grid,
                                      stage3_losses)
-from mpm.analysis.statistics import CLAIM_COLUMNS
 from mpm.runs.studies import plan
 
 T, R = "mask-trihard", "random"
@@ -115,11 +115,13 @@ def test_claims_pair_by_seed_and_compare_effects_for_the_length_question():
 
 
 def test_findings_rows_of_an_empty_store_are_every_claim_untested(tmp_path):
-    findings = mechanism_findings(seeds=[0], long_seeds=[0], results_root=tmp_path)
-    assert findings.columns.tolist() == ["chapter", "reading", *CLAIM_COLUMNS]
-    assert findings["claim"].tolist() == [claim for _, claim, _, _ in MECHANISM_CLAIMS]
-    assert set(findings["chapter"]) == {"triplet_selection"} and set(findings["reading"]) == {"text"}
-    assert set(findings["verdict"]) == {"untested"} and set(findings["δ"]) == {1.0}
+    findings = findings_table("cpu", seeds=[0], results_root=tmp_path, long_seeds=[0])
+    rows = findings[(findings["chapter"] == "triplet_selection") & (findings["source"] == "book")]
+    assert rows["claim"].tolist() == [claim for _, claim, _, _ in MECHANISM_CLAIMS]
+    assert set(rows["reading"]) == {"text"} and set(rows["verdict"]) == {"untested"} and set(rows["δ"]) == {1.0}
+    assert rows[rows["repeats"] != ""][["claim", "repeats"]].values.tolist() == [
+        ["TriHard > random | local loss", "(6) < (7)"], ["global > none | random", "(4) < (5)"],
+        ["local > global | random", "(5) < (6)"]]
 
 
 def test_reading_takes_every_verdict_from_the_table():

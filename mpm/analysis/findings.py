@@ -1,6 +1,7 @@
 """The book's findings: every claim of the paper the studies test, in both readings of mask pooling
-where both exist, with the verdict each study chapter computes (`mpm.analysis.statistics`), and the
-counts and sentences the intro and the conclusions print from it."""
+where both exist, and every question the book adds (the stage-3 factorial, the gate on the convolved
+mask, the learned threshold, the benchmark's conditions), each with the verdict its chapter computes
+(`mpm.analysis.statistics`), and the counts and sentences the intro and the conclusions print from it."""
 
 from __future__ import annotations
 
@@ -9,58 +10,149 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from mpm.analysis.conditions import claim_verdicts
+from mpm.analysis.learned_threshold import learned_table, learned_threshold_claims
+from mpm.analysis.mechanisms import FACTORIAL, mechanism_claims
 from mpm.analysis.parts import feature_map_size, part_count_claims
 from mpm.analysis.scores import query_scores
-from mpm.analysis.statistics import CLAIM_COLUMNS, VERDICTS, ablation_claims
+from mpm.analysis.statistics import CLAIM_COLUMNS, VERDICTS, QueryScores, ablation_claims, conv_gate_claims
 from mpm.analysis.thresholds import sweep_table, threshold_claims
 from mpm.analysis.triplet_choice import selection_claims
 from mpm.config import profile
-from mpm.runs.studies import runs_table, study_configs
+from mpm.runs.studies import CONDITION_LEVELS, CONDITION_ROWS, default_level, runs_table, study_configs
 
-COLUMNS = ("chapter", "reading", *CLAIM_COLUMNS, "combined")
-"""A findings row: where the claim is tested, the reading, the verdict-table columns, and whether
-the claim is made of other rows (shown apart and not counted)."""
+COLUMNS = ("chapter", "reading", "source", *CLAIM_COLUMNS, "combined", "repeats")
+"""A findings row: where the claim is tested, the reading, whose claim it is ("paper", or "book" for a
+question the book adds), the verdict-table columns, whether the claim is made of other rows, and the
+claim whose runs it compares again (both shown apart from the counted claims)."""
+
+REPEATS = {
+    ("triplet_selection", "mask-trihard > random"): "(6) < (7)",
+    ("triplet_selection", "TriHard > random | local loss"): "(6) < (7)",
+    ("triplet_selection", "global > none | random"): "(4) < (5)",
+    ("triplet_selection", "local > global | random"): "(5) < (6)",
+}
+"""Claims that compare the same two configs as an ablation claim of the text reading (rows (4)-(7) are
+also the random and Mask-guided TriHard settings of the triplet-selection chapter), with the 1-point
+margin instead of half of Table 1's step: shown beside the others, counted once, as the ablation's."""
+
+LONG_SEEDS = (0, 1, 2)
+"""Seeds of the 10-epoch stage 3 (study ``mechanisms-long``)."""
+
+CONDITION_SEEDS = (0, 1, 2)
+"""Seeds of the conditions study at its non-default levels."""
 
 
-def _rows(claims: pd.DataFrame, chapter: str, reading: str | None = None) -> pd.DataFrame:
-    rows = claims.assign(chapter=chapter, combined=claims["δ"].isna())
+def _rows(claims: pd.DataFrame, chapter: str, source: str, reading: str | None = None) -> pd.DataFrame:
+    rows = claims.assign(chapter=chapter, source=source, combined=claims["δ"].isna())
     if reading is not None:
         rows = rows.assign(reading=reading)
+    rows["repeats"] = [REPEATS.get((chapter, claim), "") for claim in rows["claim"]]
     return rows.reindex(columns=list(COLUMNS))
+
+
+class _Studies:
+    """Runs tables and per-query scores of the studies, each read once (or taken from ``tables``)."""
+
+    def __init__(self, profile_name: str, seeds: Mapping[str, Sequence[int]], default_seeds: Sequence[int],
+                 results_root: str | os.PathLike | None, tables: Mapping[str, pd.DataFrame] | None) -> None:
+        self.profile_name, self.seeds, self.default_seeds = profile_name, seeds, default_seeds
+        self.results_root = results_root
+        self.tables = dict(tables or {})
+        self._scores: dict[tuple[str, str], QueryScores] = {}
+
+    def table(self, study: str) -> pd.DataFrame:
+        if study not in self.tables:
+            seeds = self.seeds.get(study, self.default_seeds)
+            self.tables[study] = runs_table(study_configs(study, self.profile_name, seeds), self.results_root)
+        return self.tables[study]
+
+    def scores(self, study: str, column: str, table: pd.DataFrame | None = None) -> QueryScores:
+        """`query_scores` of ``study``'s runs table (or of ``table`` derived from it) for ``column``."""
+        if (study, column) not in self._scores:
+            self._scores[(study, column)] = query_scores(self.table(study) if table is None else table, column)
+        return self._scores[(study, column)]
+
+    def both(self, studies: Sequence[str], column: str) -> tuple[pd.DataFrame, QueryScores]:
+        """The runs tables of ``studies`` stacked, with their scores."""
+        table = pd.concat([self.table(study) for study in studies], ignore_index=True)
+        scores: QueryScores = {}
+        for study in studies:
+            scores.update(self.scores(study, column))
+        return table, scores
 
 
 def findings_table(profile_name: str = "cpu", seeds: Sequence[int] = (0, 1, 2, 3, 4),
                    results_root: str | os.PathLike | None = None,
-                   tables: Mapping[str, pd.DataFrame] | None = None) -> pd.DataFrame:
-    """One row per claim: Table 1's orderings in the text and the gated reading, the threshold
-    band per reading, the part counts on the profile's feature map, the selector; the combined
-    claims last within their chapter. ``tables`` holds runs tables a chapter has already read
-    (`runs_table`, by study name), so that they are not read twice."""
-    def table_of(study: str) -> pd.DataFrame:
-        if tables is not None and study in tables:
-            return tables[study]
-        return runs_table(study_configs(study, profile_name, seeds), results_root)
-
-    parts = []
-    ablation = table_of("ablation")
-    parts.append(_rows(ablation_claims(ablation, query_scores(ablation, "SQ mAP")), "ablation"))
-    sweep = sweep_table(table_of("thresholds"))
-    band = threshold_claims(sweep, query_scores(sweep, "4-mode mAP"))
-    parts.append(_rows(band, "thresholds").assign(reading=[claim.split(":")[0] for claim in band["claim"]]))
-    counts = table_of("parts")
+                   tables: Mapping[str, pd.DataFrame] | None = None,
+                   long_seeds: Sequence[int] = LONG_SEEDS,
+                   condition_seeds: Sequence[int] = CONDITION_SEEDS) -> pd.DataFrame:
+    """One row per claim, the paper's first: Table 1's orderings in the text and the gated reading,
+    the threshold band per reading, the part counts on the profile's feature map, the selector (the
+    combined claims last within their chapter); then the book's questions: the gate on the convolved
+    mask, the learned threshold per reading, the stage-3 factorial, and Table 1's orderings at each
+    non-default level of the conditions study. ``tables`` holds runs tables a chapter has already
+    read (`runs_table`, by study name), so that they are not read twice."""
+    studies = _Studies(profile_name, {"mechanisms-long": long_seeds, "conditions": condition_seeds}, seeds,
+                       results_root, tables)
+    ablation = studies.table("ablation")
+    sweep = sweep_table(studies.table("thresholds"))
+    sweep_scores = studies.scores("thresholds", "4-mode mAP", sweep)
+    counts = studies.table("parts")
     config = profile(profile_name)
     grid = feature_map_size(config.height, config.width, config.backbone)
-    parts.append(_rows(part_count_claims(counts, query_scores(counts, "SQ mAP"), grid), "part_counts", "text"))
-    selectors = table_of("selection")
-    parts.append(_rows(selection_claims(selectors, query_scores(selectors, "SQ mAP")), "triplet_selection",
-                       "text"))
+    selectors = studies.table("selection")
+    paper = [
+        _rows(ablation_claims(ablation, studies.scores("ablation", "SQ mAP")), "ablation", "paper"),
+        _rows(threshold_claims(sweep, sweep_scores), "thresholds", "paper").pipe(_reading_from_claim),
+        _rows(part_count_claims(counts, studies.scores("parts", "SQ mAP"), grid), "part_counts", "paper", "text"),
+        _rows(selection_claims(selectors, studies.scores("selection", "SQ mAP")), "triplet_selection", "paper",
+              "text"),
+    ]
+    gate_table, gate_scores = studies.both(("ablation", "conv-gate"), "SQ mAP")
+    learned = learned_table(studies.table("learned-threshold"))
+    learned_scores = {**sweep_scores, **studies.scores("learned-threshold", "4-mode mAP", learned)}
+    factorial, factorial_scores = studies.both(tuple(FACTORIAL.values()), "SQ mAP")
+    book = [
+        _rows(conv_gate_claims(gate_table, gate_scores), "ablation", "book"),
+        _rows(learned_threshold_claims(sweep, learned, learned_scores), "thresholds", "book"),
+        _rows(mechanism_claims(factorial, factorial_scores).drop(columns="question"), "triplet_selection", "book",
+              "text"),
+        _rows(_condition_claims(studies), "conditions", "book"),
+    ]
+    return pd.concat(paper + book, ignore_index=True)
+
+
+def _reading_from_claim(rows: pd.DataFrame) -> pd.DataFrame:
+    """The thresholds chapter names the reading in front of its claims ("gated: best threshold …")."""
+    return rows.assign(reading=[claim.split(":")[0] for claim in rows["claim"]])
+
+
+def _condition_claims(studies: _Studies) -> pd.DataFrame:
+    """`mpm.analysis.conditions.claim_verdicts` at every non-default level of both axes, each claim
+    named with its level ("(1) < (7), masks dilated") and read as gated where it involves the gate; the
+    default levels are the ablation's runs, judged in the ablation's own claims."""
+    table = pd.concat([studies.table("conditions"), studies.table("ablation")], ignore_index=True)
+    scores = {**studies.scores("ablation", "SQ mAP"), **studies.scores("conditions", "SQ mAP")}
+    parts = []
+    for axis, levels in CONDITION_LEVELS.items():
+        shown = [level for level in levels if level != default_level(axis)]
+        verdicts = claim_verdicts(table, scores, axis, shown, CONDITION_ROWS)
+        verdicts["reading"] = ["gated" if "gate" in claim else "text" for claim in verdicts["claim"]]
+        verdicts["claim"] = [f"{claim}, {axis} {level}" for claim, level in zip(verdicts["claim"], verdicts["level"])]
+        parts.append(verdicts.drop(columns="level"))
     return pd.concat(parts, ignore_index=True)
 
 
-def verdict_counts(findings: pd.DataFrame) -> pd.Series:
-    """How many single claims (combined ones left out) each verdict has, in `VERDICTS` order."""
-    single = findings[~findings["combined"].astype(bool)]
-    return single["verdict"].value_counts().reindex(list(VERDICTS), fill_value=0)
+def counted(findings: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
+    """The single claims the counts count: neither combined nor a repeat, of ``source`` when given."""
+    rows = findings[~findings["combined"].astype(bool) & (findings["repeats"] == "")]
+    return rows if source is None else rows[rows["source"] == source]
+
+
+def verdict_counts(findings: pd.DataFrame, source: str | None = None) -> pd.Series:
+    """How many counted claims (`counted`) each verdict has, in `VERDICTS` order."""
+    return counted(findings, source)["verdict"].value_counts().reindex(list(VERDICTS), fill_value=0)
 
 
 HEADLINE_ROWS = {
@@ -73,6 +165,12 @@ HEADLINE_ROWS = {
     "input": "input: RGB × mask (reference)",
 }
 """The ablation rows the headline speaks of."""
+
+
+def _count_phrase(counts: pd.Series) -> str:
+    decided = [f"{int(count)} {verdict}" for verdict, count in counts.items() if count and verdict != "untested"]
+    untested = [f"{int(counts['untested'])} untested"] if counts["untested"] else []
+    return ", ".join(decided + untested)
 
 
 def headline(ablation: pd.DataFrame, findings: pd.DataFrame, column: str = "SQ mAP") -> list[str]:
@@ -105,14 +203,12 @@ def headline(ablation: pd.DataFrame, findings: pd.DataFrame, column: str = "SQ m
     if have["full"] and have["baseline"]:
         sentences.append(f"The full model scores {score['full'] - score['baseline']:.1f} points above the "
                          f"Baseline ({score['baseline']:.1f} %).")
-    counts = verdict_counts(findings)
-    decided = {verdict: int(count) for verdict, count in counts.items() if count and verdict != "untested"}
     least = int(seeds.min()) if len(seeds) else 0
     most = int(seeds.max()) if len(seeds) else 0
     span = f"{least}" if least == most else f"{least} to {most}"
+    paper, book = verdict_counts(findings, "paper"), verdict_counts(findings, "book")
     sentences.append(f"These are seed means over {span} seeds. "
-                     f"Of the {int(counts.sum())} single claims the studies test, "
-                     + ", ".join(f"{count} {verdict}" for verdict, count in decided.items())
-                     + (f", {int(counts['untested'])} untested" if counts["untested"] else "")
-                     + " (the scorecard below gives each).")
+                     f"Of the {int(paper.sum())} claims of the paper the studies test, {_count_phrase(paper)}; "
+                     f"of the {int(book.sum())} questions the book adds, {_count_phrase(book)} "
+                     f"(the scorecard below gives each).")
     return sentences

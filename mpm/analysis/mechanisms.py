@@ -7,7 +7,6 @@ them)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,12 +16,11 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from mpm.analysis.plots import FULL_WIDTH, SD_STYLE, legend_below
-from mpm.analysis.scores import query_scores
 from mpm.analysis.statistics import (CLAIM_COLUMNS, DEFAULT_MARGIN, RESAMPLES, QueryScores, claim_row, compare,
                                      seed_statistics)
 from mpm.analysis.tables import mean_sd
 from mpm.analysis.triplet_choice import stage_losses
-from mpm.runs.studies import PlannedRun, plan, runs_table, study_configs
+from mpm.runs.studies import PlannedRun, plan
 
 FACTORIAL = {"default": "mechanisms", "long": "mechanisms-long"}
 """The factorial's two stage-3 lengths → the study that trains each: the profile's stage 3, and
@@ -240,26 +238,6 @@ def mechanism_claims(table: pd.DataFrame, scores: QueryScores, column: str = "SQ
                              DEFAULT_MARGIN, resamples, seed)
         rows.append({"question": question, **claim_row(claim, comparison)})
     return pd.DataFrame(rows, columns=["question", *CLAIM_COLUMNS])
-
-
-def mechanism_findings(profile_name: str = "cpu", seeds: Sequence[int] = (0, 1, 2, 3, 4),
-                       long_seeds: Sequence[int] = (0, 1, 2), results_root: str | os.PathLike | None = None,
-                       tables: Mapping[str, pd.DataFrame] | None = None) -> pd.DataFrame:
-    """`mechanism_claims` as rows of the book's findings: ``chapter`` (triplet_selection), ``reading``
-    (text: the factorial's cells are not gated) and `CLAIM_COLUMNS`. The default-length study takes
-    ``seeds``, the long one ``long_seeds``; ``tables`` holds runs tables already read (`runs_table`, by
-    study name), the others are read from ``results_root``."""
-    chosen = {FACTORIAL["default"]: seeds, FACTORIAL["long"]: long_seeds}
-
-    def table_of(study: str) -> pd.DataFrame:
-        if tables is not None and study in tables:
-            return tables[study]
-        return runs_table(study_configs(study, profile_name, chosen[study]), results_root)
-
-    table = pd.concat([table_of(study) for study in FACTORIAL.values()], ignore_index=True)
-    claims = mechanism_claims(table, query_scores(table, "SQ mAP"))
-    return claims.assign(chapter="triplet_selection", reading="text").reindex(
-        columns=["chapter", "reading", *CLAIM_COLUMNS])
 
 
 def _verdict(claims: pd.DataFrame, claim: str) -> str:

@@ -216,6 +216,7 @@ def test_pair_orders_and_the_order_verdicts():
     assert order_verdict(reference, {**reference, (POOL, BASE): "missing"}) == ("untested", "a run is not stored")
     assert order_verdict(reference, {**reference, (CONV, BASE): "?"}) == (
         "undecided", "1 of 3 pairs undecided at one level or both")
+    assert order_verdict({}, {}) == ("no order", "fewer than two rows")
 
 
 def test_the_order_table_ranks_by_seed_mean_against_the_default_level():
@@ -233,6 +234,8 @@ def test_the_reading_says_each_verdict_per_level_and_why_the_open_ones_are_open(
         "The order of the rows against the default level: undecided at middle; untested at market-like. "
         "Undecided: (1) < (7) at middle (fewer than three paired seeds). "
         "Untested, a run not stored yet: 1 of 3 verdicts.")
+    one_row = pd.DataFrame({"level": ["default", "middle"], "verdict": ["reference", "no order"]})
+    assert reading(verdicts.iloc[:1], one_row) == "(1) < (7): reproduced at default."
 
 
 # --- the levels' data ------------------------------------------------------------------------------

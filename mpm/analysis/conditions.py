@@ -291,7 +291,9 @@ def order_verdict(reference: Mapping[tuple[str, str], str], here: Mapping[tuple[
     """Whether the order of the rows at a level is the reference level's, from the pair orders of both
     (`pair_orders`): "order changed" when a pair decided at both levels is decided differently (the
     pairs are named), "untested" when a run is missing, "same order" when every pair is decided
-    alike at both, else "undecided" (how many pairs are undecided)."""
+    alike at both, else "undecided" (how many pairs are undecided); "no order" without a pair (one row)."""
+    if not reference:
+        return "no order", "fewer than two rows"
     changed = [f"{short_row(a)} {reference[a, b]} {short_row(b)} → {here[a, b]}" for a, b in reference
                if reference[a, b] in "<>≈" and here[a, b] in "<>≈" and reference[a, b] != here[a, b]]
     if changed:
@@ -341,7 +343,7 @@ def reading(verdicts: pd.DataFrame, orders: pd.DataFrame) -> str:
         parts = [f"{verdict} at {_levels_text(list(levels['level']))}"
                  for verdict, levels in group.groupby("verdict", sort=False)]
         sentences.append(f"{claim}: {'; '.join(parts)}.")
-    tested = orders[orders["verdict"] != "reference"]
+    tested = orders[~orders["verdict"].isin(["reference", "no order"])]
     if len(tested):
         parts = [f"{verdict} at {_levels_text(list(levels['level']))}"
                  for verdict, levels in tested.groupby("verdict", sort=False)]

@@ -39,7 +39,7 @@ def test_the_chapter_writes_the_variants_trains_the_missing_runs_and_shows_them(
     assert [run.setting.label for run in runs] == [ROW, f"{ROW}, masks dilated"]
     assert all(is_stored(run.config, results) for run in runs)
     text = output_text(nbformat.read(tmp_path / "out.ipynb", as_version=4))
-    assert f"2 of 2 requested runs are stored in {results}" in text
+    assert f"2 of 2 requested runs of the conditions study are stored in {results}" in text
     assert "0 of 2 requested runs missing" in text
     assert "0 of 1 variant folders missing" in text
     shown = pd.read_csv(figures / "conditions" / "masks-sq-map.csv")

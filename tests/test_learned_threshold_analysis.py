@@ -6,7 +6,6 @@ feature-map chapter's runs of row (2) + gate."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -14,14 +13,14 @@ import pandas as pd
 import pytest
 
 from mpm.analysis.feature_maps import ablation_runs, setting_labels
-from mpm.analysis.findings import findings_table
+from mpm.analysis.findings import StudyTables, findings_table
 from mpm.analysis.learned_threshold import (final_thresholds, learned_table, learned_threshold_claims, reading_of,
                                             scores_beside_fixed, threshold_trajectories, trajectory_figure)
 from mpm.analysis.thresholds import READING_LABELS
 from mpm.config import profile
-from mpm.evaluation import MODES
-from mpm.runs.store import write_record
 from mpm.runs.studies import runs_table, study_configs
+
+from fake_records import write_run
 
 TEXT, GATED = READING_LABELS[False], READING_LABELS[True]
 LEARNED, LEARNED_GATE = "learned threshold", "learned threshold + gate"
@@ -138,16 +137,6 @@ def test_the_learned_scores_beside_the_fixed_thresholds_of_their_reading():
                                      ["gated", "0.2", "40.0 ± 0.0", 3], ["gated", "0.4", "45.0 ± 0.0", 3]]
 
 
-def write_run(root: Path, config, score: float, history: list[dict] | None = None) -> None:
-    """A record scoring ``score`` % in every mode and metric, on four queries of four identities."""
-    metrics = {"results": {mode: {"R1": score / 100, "R5": score / 100, "R10": score / 100, "mAP": score / 100,
-                                  "mINP": score / 200, "num_skipped": 0} for mode in MODES}}
-    columns = ["query", "sample", "pid", "camid"] + [f"{mode} {what}" for mode in MODES for what in ("first rank", "AP")]
-    rows = [[query, 0, query + 1, 0] + [1, score / 100] * len(MODES) for query in range(4)]
-    queries = "\n".join(",".join(str(value) for value in row) for row in [columns, *rows]) + "\n"
-    write_record(root, config, metrics, history or [], {}, queries, {})
-
-
 def test_the_scorecard_holds_the_gate_and_learned_threshold_questions(tmp_path):
     scores = {("ablation", "(2) + Mask (convolution)"): [70.0] * 3,
               ("ablation", "(4) + Mask + MP + gate"): [71.0] * 3,
@@ -159,7 +148,7 @@ def test_the_scorecard_holds_the_gate_and_learned_threshold_questions(tmp_path):
             if run.setting.label == label:
                 history = HISTORIES[(LEARNED, 0)] if study == "learned-threshold" else None
                 write_run(tmp_path, run.config, values[run.seed], history)
-    findings = findings_table("smoke", (0, 1, 2), tmp_path)
+    findings = findings_table(StudyTables("smoke", (0, 1, 2), tmp_path))
     claims = findings[findings["source"].eq("book") & findings["chapter"].isin(["ablation", "thresholds"])
                       ].reset_index(drop=True)
     assert claims[["chapter", "reading", "claim", "n", "verdict"]].values.tolist() == [

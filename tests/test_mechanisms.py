@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from mpm.analysis.findings import findings_table
+from mpm.analysis.findings import StudyTables, findings_table
 from mpm.analysis.mechanisms import (MECHANISM_CLAIMS, QUESTIONS, cell_labels, factorial_cells, last_epoch_losses,
                                      loss_figure, mechanism_claims, reading, score_grid,
                                      stage3_losses)
@@ -115,7 +115,7 @@ def test_claims_pair_by_seed_and_compare_effects_for_the_length_question():
 
 
 def test_findings_rows_of_an_empty_store_are_every_claim_untested(tmp_path):
-    findings = findings_table("cpu", seeds=[0], results_root=tmp_path, long_seeds=[0])
+    findings = findings_table(StudyTables("cpu", seeds=[0], results_root=tmp_path, long_seeds=[0]))
     rows = findings[(findings["chapter"] == "triplet_selection") & (findings["source"] == "book")]
     assert rows["claim"].tolist() == [claim for _, claim, _, _ in MECHANISM_CLAIMS]
     assert set(rows["reading"]) == {"text"} and set(rows["verdict"]) == {"untested"} and set(rows["δ"]) == {1.0}

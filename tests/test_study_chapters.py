@@ -56,7 +56,7 @@ def test_a_study_chapter_trains_the_missing_run_and_shows_it(chapter, benchmark,
     runs = study_configs(study, "smoke", [0], data_root=str(benchmark), **choice)
     assert len(runs) == 1 and is_stored(runs[0].config, results)
     text = output_text(nbformat.read(tmp_path / "out.ipynb", as_version=4))
-    assert f"1 of 1 requested runs are stored in {results}" in text
+    assert f"1 of 1 requested runs of the {study} study are stored in {results}" in text
     assert re.search(r"\b0 of \d requested runs missing", text)
     shown = pd.read_csv(figures / chapter / f"{figure}.csv")
     assert shown[["setting", "seeds"]].drop_duplicates().values.tolist() == [[label, 1]]

@@ -51,20 +51,38 @@ def _rows(claims: pd.DataFrame, chapter: str, source: str, reading: str | None =
     return rows.reindex(columns=list(COLUMNS))
 
 
-class _Studies:
-    """Runs tables and per-query scores of the studies, each read once (or taken from ``tables``)."""
+STUDY_CHAPTERS = {
+    "ablation": "ablation",
+    "conv-gate": "ablation",
+    "conditions": "conditions",
+    "thresholds": "thresholds",
+    "learned-threshold": "thresholds",
+    "parts": "part_counts",
+    "selection": "triplet_selection",
+    "mechanisms": "triplet_selection",
+    "mechanisms-long": "triplet_selection",
+}
+"""Every study (`mpm.runs.studies.STUDIES`), in the order of the book, with the chapter that shows it."""
 
-    def __init__(self, profile_name: str, seeds: Mapping[str, Sequence[int]], default_seeds: Sequence[int],
-                 results_root: str | os.PathLike | None, tables: Mapping[str, pd.DataFrame] | None) -> None:
-        self.profile_name, self.seeds, self.default_seeds = profile_name, seeds, default_seeds
-        self.results_root = results_root
+
+class StudyTables:
+    """The runs tables of the studies and their per-query scores, each read once (or taken from
+    ``tables``, runs tables a chapter has already read, by study name): every study at ``seeds``,
+    except the longer stage 3 at ``long_seeds`` and the conditions study at ``condition_seeds``."""
+
+    def __init__(self, profile_name: str = "cpu", seeds: Sequence[int] = (0, 1, 2, 3, 4),
+                 results_root: str | os.PathLike | None = None, tables: Mapping[str, pd.DataFrame] | None = None,
+                 long_seeds: Sequence[int] = LONG_SEEDS, condition_seeds: Sequence[int] = CONDITION_SEEDS) -> None:
+        self.profile_name, self.results_root = profile_name, results_root
+        self.seeds = {study: list(seeds) for study in STUDY_CHAPTERS}
+        self.seeds.update({"mechanisms-long": list(long_seeds), "conditions": list(condition_seeds)})
         self.tables = dict(tables or {})
         self._scores: dict[tuple[str, str], QueryScores] = {}
 
     def table(self, study: str) -> pd.DataFrame:
         if study not in self.tables:
-            seeds = self.seeds.get(study, self.default_seeds)
-            self.tables[study] = runs_table(study_configs(study, self.profile_name, seeds), self.results_root)
+            configs = study_configs(study, self.profile_name, self.seeds[study])
+            self.tables[study] = runs_table(configs, self.results_root)
         return self.tables[study]
 
     def scores(self, study: str, column: str, table: pd.DataFrame | None = None) -> QueryScores:
@@ -81,25 +99,40 @@ class _Studies:
             scores.update(self.scores(study, column))
         return table, scores
 
+    def progress(self) -> pd.DataFrame:
+        """Per study, in the order of the book: its chapter, settings, seeds, requested runs and how
+        many are stored; last, every study together, a run that two studies share counted once."""
+        rows = []
+        for study, chapter in STUDY_CHAPTERS.items():
+            table = self.table(study)
+            rows.append({"study": study, "chapter": chapter, "settings": table["setting"].nunique(),
+                         "seeds": _seed_span(self.seeds[study]), "requested": len(table),
+                         "stored": int(table["stored"].sum())})
+        distinct = pd.concat([self.table(study) for study in STUDY_CHAPTERS]).drop_duplicates("run")
+        rows.append({"study": "all studies, each run once", "chapter": "", "settings": None, "seeds": "",
+                     "requested": len(distinct), "stored": int(distinct["stored"].sum())})
+        return pd.DataFrame(rows)
 
-def findings_table(profile_name: str = "cpu", seeds: Sequence[int] = (0, 1, 2, 3, 4),
-                   results_root: str | os.PathLike | None = None,
-                   tables: Mapping[str, pd.DataFrame] | None = None,
-                   long_seeds: Sequence[int] = LONG_SEEDS,
-                   condition_seeds: Sequence[int] = CONDITION_SEEDS) -> pd.DataFrame:
+
+def _seed_span(seeds: Sequence[int]) -> str:
+    """"0-4" for consecutive seeds, "0, 2" otherwise."""
+    ordered = sorted(seeds)
+    if len(ordered) > 2 and ordered == list(range(ordered[0], ordered[-1] + 1)):
+        return f"{ordered[0]}-{ordered[-1]}"
+    return ", ".join(str(seed) for seed in ordered)
+
+
+def findings_table(studies: StudyTables) -> pd.DataFrame:
     """One row per claim, the paper's first: Table 1's orderings in the text and the gated reading,
     the threshold band per reading, the part counts on the profile's feature map, the selector (the
     combined claims last within their chapter); then the book's questions: the gate on the convolved
     mask, the learned threshold per reading, the stage-3 factorial, and Table 1's orderings at each
-    non-default level of the conditions study. ``tables`` holds runs tables a chapter has already
-    read (`runs_table`, by study name), so that they are not read twice."""
-    studies = _Studies(profile_name, {"mechanisms-long": long_seeds, "conditions": condition_seeds}, seeds,
-                       results_root, tables)
+    non-default level of the conditions study."""
     ablation = studies.table("ablation")
     sweep = sweep_table(studies.table("thresholds"))
     sweep_scores = studies.scores("thresholds", "4-mode mAP", sweep)
     counts = studies.table("parts")
-    config = profile(profile_name)
+    config = profile(studies.profile_name)
     grid = feature_map_size(config.height, config.width, config.backbone)
     selectors = studies.table("selection")
     paper = [
@@ -128,7 +161,7 @@ def _reading_from_claim(rows: pd.DataFrame) -> pd.DataFrame:
     return rows.assign(reading=[claim.split(":")[0] for claim in rows["claim"]])
 
 
-def _condition_claims(studies: _Studies) -> pd.DataFrame:
+def _condition_claims(studies: StudyTables) -> pd.DataFrame:
     """`mpm.analysis.conditions.claim_verdicts` at every non-default level of both axes, each claim
     named with its level ("(1) < (7), masks dilated") and read as gated where it involves the gate; the
     default levels are the ablation's runs, judged in the ablation's own claims."""

@@ -22,8 +22,9 @@ VERDICT_DECIMALS = {"paper step": 2, "δ": 2, "better": 1, "worse": 1, "d": 1, "
 
 @dataclass
 class StudyRuns:
-    """A chapter's requested runs and what is stored of them."""
+    """A chapter's requested runs of one study and what is stored of them."""
 
+    study: str
     profile_name: str
     results_root: str
     runs: list[PlannedRun]
@@ -41,9 +42,9 @@ class StudyRuns:
         return missing_runs(self.runs, self.table, self.profile_name, self.results_root)
 
     def stored_line(self) -> str:
-        """"<stored> of <requested> requested runs are stored in <results root>"."""
-        return (f"{int(self.table['stored'].sum())} of {len(self.table)} requested runs are stored in "
-                f"{self.results_root}")
+        """"<stored> of <requested> requested runs of the <study> study are stored in <results root>"."""
+        return (f"{int(self.table['stored'].sum())} of {len(self.table)} requested runs of the {self.study} study "
+                f"are stored in {self.results_root}")
 
 
 def load_study(study: str, *, profile_name: str, seeds: Sequence[int], data_root: str, results_root: str,
@@ -55,7 +56,7 @@ def load_study(study: str, *, profile_name: str, seeds: Sequence[int], data_root
     runs = study_configs(study, profile_name, seeds, data_root=data_root, **selection)
     if train_missing:
         run_or_load(runs, results, progress=True)
-    view = StudyRuns(profile_name, results_root, runs, runs_table(runs, results))
+    view = StudyRuns(study, profile_name, results_root, runs, runs_table(runs, results))
     print(view.stored_line())
     return view
 

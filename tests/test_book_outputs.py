@@ -3,6 +3,7 @@ parameters, the README's papermill example, and an nbval run that fails when a s
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shutil
@@ -14,7 +15,7 @@ import nbformat
 import papermill
 import pytest
 
-from mpm.runs.studies import DEFAULT_SEEDS, results_folder, study_configs
+from mpm.runs.studies import results_folder, study_configs
 
 PROJECT = Path(__file__).resolve().parents[1]
 BOOK = PROJECT / "book"
@@ -62,8 +63,9 @@ def test_the_readmes_papermill_example_runs(tmp_path):
 
 
 def test_nbval_fails_when_a_stored_number_changes(tmp_path):
-    """In a copy of the project, the Baseline's stored SQ mAP is changed in every seed's record; the
-    ablation chapter's table prints their mean, so nbval must report a mismatch."""
+    """In a copy of the project, the Baseline's stored SQ mAP is changed in the record of every seed the
+    ablation chapter reads (its ``seeds`` parameter); the chapter's table prints their mean, so nbval must
+    report a mismatch that shows the new mean."""
     copy = tmp_path / "project"
     copy.mkdir()
     for name in ("pyproject.toml",):
@@ -72,7 +74,8 @@ def test_nbval_fails_when_a_stored_number_changes(tmp_path):
         (copy / name).symlink_to(PROJECT / name)
     shutil.copytree(PROJECT / "results", copy / "results")
     shutil.copytree(BOOK, copy / "book", ignore=shutil.ignore_patterns("_build", ".ipynb_checkpoints"))
-    baseline = study_configs("ablation", "cpu", DEFAULT_SEEDS, rows=["(1) Baseline"])
+    chapter_seeds = ast.literal_eval(papermill.inspect_notebook(str(BOOK / "ablation.ipynb"))["seeds"]["default"])
+    baseline = study_configs("ablation", "cpu", chapter_seeds, rows=["(1) Baseline"])
     folders = [results_folder(run.config, copy / "results" / "runs") for run in baseline]
     stored = [folder / "metrics.json" for folder in folders if (folder / "metrics.json").is_file()]
     assert stored, "the Baseline of the ablation has no stored record"

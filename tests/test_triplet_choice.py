@@ -7,6 +7,7 @@ import torch
 
 from mpm.mining import TripletSelection, mask_guided_trihard
 from mpm.analysis.triplet_choice import (
+    ACROSS_MACHINES,
     choice_changes,
     distance_gaps,
     mask_intersections,
@@ -14,6 +15,7 @@ from mpm.analysis.triplet_choice import (
     selection_claims,
     selection_summary,
     shared_stages,
+    shared_stages_lines,
     stage_losses,
 )
 
@@ -116,6 +118,21 @@ def test_shared_stages_compare_every_logged_value_but_the_timings():
     assert shared.loc[0, "epochs"] == 2 and bool(shared.loc[0, "identical"])
     assert not shared.loc[1, "identical"]
     assert shared.loc[1, "differing columns"] == "id_loss, loss"
+    assert shared["machine"].tolist() == ["", ""]
+
+
+def test_shared_stages_compare_runs_per_machine_then_across_machines():
+    machines = {key: "Intel" for key in HISTORIES} | {("mask-trihard", 1): "AMD", ("mask-trihard", 2): "AMD"}
+    shared = shared_stages(HISTORIES, machines=machines)
+    assert shared[["seed", "machine", "runs", "identical"]].values.tolist() == [
+        [0, "Intel", "(4), random, mask-trihard", True],
+        [1, ACROSS_MACHINES, "random, mask-trihard", False]]  # one run per machine at seed 1
+    assert shared.iloc[1]["differing columns"] == "id_loss, loss"
+    assert shared_stages_lines(shared) == [
+        "seed 0, on Intel: stages 1-2 of (4), random, mask-trihard (2 epochs): identical, digit for digit",
+        "seed 1, across machines (one run of each): stages 1-2 of random, mask-trihard (2 epochs): "
+        "different in: id_loss, loss"]
+    assert shared_stages_lines(shared_stages(HISTORIES))[0].startswith("seed 0: stages 1-2 of (4), random")
 
 
 def test_selection_claims_follow_the_papers_text():

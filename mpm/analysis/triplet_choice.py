@@ -24,6 +24,9 @@ TIMING_COLUMNS = ("seconds", "images_per_second")
 SELECTION_ORDER = ("mask-trihard", "batch-hard", "random")
 """Fig. 9's ordering, best first: Mask-guided TriHard beats Batch-Hard beats random."""
 
+ACROSS_MACHINES = "across machines"
+"""`shared_stages`' machine for the comparison of one run per machine."""
+
 
 def pair_distances(features: Tensor, anchors: Tensor, others: Tensor) -> Tensor:
     """Euclidean distance (float64) between ``features[anchors[i]]`` and ``features[others[i]]``."""
@@ -92,26 +95,58 @@ def stage_losses(histories: Mapping[tuple[str, int], Sequence[Mapping[str, Any]]
     return pd.DataFrame(rows, columns=["setting", "seed", "epoch", *columns])
 
 
+def _stage_rows(history: Sequence[Mapping[str, Any]], stages: Sequence[int]) -> list[dict[str, Any]]:
+    """The epochs of ``stages`` in ``history``, timing columns left out."""
+    return [{k: v for k, v in epoch.items() if k not in TIMING_COLUMNS}
+            for epoch in history if epoch["stage"] in stages]
+
+
+def _comparison(runs: Mapping[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Whether the epoch rows of ``runs`` (setting → rows) agree digit for digit with the first run's."""
+    settings = list(runs)
+    reference = runs[settings[0]]
+    differing = {key for setting in settings[1:] for mine, theirs in zip(runs[setting], reference)
+                 for key in mine.keys() | theirs.keys() if mine.get(key) != theirs.get(key)}
+    if any(len(runs[setting]) != len(reference) for setting in settings):
+        differing.add("epochs")
+    return {"runs": ", ".join(settings), "epochs": len(reference), "identical": not differing,
+            "differing columns": ", ".join(sorted(differing))}
+
+
 def shared_stages(histories: Mapping[tuple[str, int], Sequence[Mapping[str, Any]]],
-                  stages: Sequence[int] = (1, 2)) -> pd.DataFrame:
-    """Per seed with two runs or more, whether the runs of ``histories`` logged the same epochs of
-    ``stages`` digit for digit (timing columns left out), and the columns where they differ."""
+                  stages: Sequence[int] = (1, 2),
+                  machines: Mapping[tuple[str, int], str] | None = None) -> pd.DataFrame:
+    """Whether runs of one seed logged the same epochs of ``stages`` digit for digit (timing columns
+    left out), and the columns where they differ. With ``machines`` ((setting, seed) → the machine that
+    trained it, `mpm.analysis.machines.run_machines`), runs are compared per seed and machine, and a
+    seed trained on several machines adds a row `ACROSS_MACHINES` comparing the first run of each;
+    without, all runs of a seed are one group (machine ``""``). Groups of one run are left out."""
     rows = []
     for seed in sorted({seed for _, seed in histories}):
-        runs = {setting: [{k: v for k, v in epoch.items() if k not in TIMING_COLUMNS}
-                          for epoch in history if epoch["stage"] in stages]
-                for (setting, s), history in histories.items() if s == seed}
-        if len(runs) < 2:
-            continue
-        settings = list(runs)
-        reference = runs[settings[0]]
-        differing = {key for setting in settings[1:] for mine, theirs in zip(runs[setting], reference)
-                     for key in mine.keys() | theirs.keys() if mine.get(key) != theirs.get(key)}
-        if any(len(runs[setting]) != len(reference) for setting in settings):
-            differing.add("epochs")
-        rows.append({"seed": seed, "runs": ", ".join(settings), "epochs": len(reference),
-                     "identical": not differing, "differing columns": ", ".join(sorted(differing))})
-    return pd.DataFrame(rows, columns=["seed", "runs", "epochs", "identical", "differing columns"])
+        groups: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        for (setting, s), history in histories.items():
+            if s == seed:
+                where = machines[(setting, s)] if machines is not None else ""
+                groups.setdefault(where, {})[setting] = _stage_rows(history, stages)
+        for where, runs in groups.items():
+            if len(runs) > 1:
+                rows.append({"seed": seed, "machine": where, **_comparison(runs)})
+        if len(groups) > 1:
+            firsts = {next(iter(runs)): next(iter(runs.values())) for runs in groups.values()}
+            rows.append({"seed": seed, "machine": ACROSS_MACHINES, **_comparison(firsts)})
+    return pd.DataFrame(rows, columns=["seed", "machine", "runs", "epochs", "identical", "differing columns"])
+
+
+def shared_stages_lines(shared: pd.DataFrame) -> list[str]:
+    """One sentence per row of `shared_stages`: the seed, the machine, the runs and the outcome."""
+    lines = []
+    for check in shared.to_dict("records"):
+        where = {"": "", ACROSS_MACHINES: ", across machines (one run of each)"}.get(check["machine"],
+                                                                                 f", on {check['machine']}")
+        outcome = ("identical, digit for digit" if check["identical"]
+                   else f"different in: {check['differing columns']}")
+        lines.append(f"seed {check['seed']}{where}: stages 1-2 of {check['runs']} ({check['epochs']} epochs): {outcome}")
+    return lines
 
 
 def selection_claims(table: pd.DataFrame, scores: QueryScores, column: str = "SQ mAP") -> pd.DataFrame:

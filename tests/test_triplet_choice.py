@@ -15,7 +15,7 @@ from mpm.analysis.triplet_choice import (
     selection_claims,
     selection_summary,
     shared_stages,
-    shared_stages_lines,
+    shared_stages_view,
     stage_losses,
 )
 
@@ -128,11 +128,9 @@ def test_shared_stages_compare_runs_per_machine_then_across_machines():
         [0, "Intel", "(4), random, mask-trihard", True],
         [1, ACROSS_MACHINES, "random, mask-trihard", False]]  # one run per machine at seed 1
     assert shared.iloc[1]["differing columns"] == "id_loss, loss"
-    assert shared_stages_lines(shared) == [
-        "seed 0, on Intel: stages 1-2 of (4), random, mask-trihard (2 epochs): identical, digit for digit",
-        "seed 1, across machines (one run of each): stages 1-2 of random, mask-trihard (2 epochs): "
-        "different in: id_loss, loss"]
-    assert shared_stages_lines(shared_stages(HISTORIES))[0].startswith("seed 0: stages 1-2 of (4), random")
+    view = shared_stages_view(shared)
+    assert view.columns.tolist() == ["seed", "machine", "runs", "epochs", "stages 1-2"]
+    assert view["stages 1-2"].tolist() == ["identical, digit for digit", "different in: id_loss, loss"]
 
 
 def test_selection_claims_follow_the_papers_text():

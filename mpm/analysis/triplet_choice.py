@@ -137,16 +137,12 @@ def shared_stages(histories: Mapping[tuple[str, int], Sequence[Mapping[str, Any]
     return pd.DataFrame(rows, columns=["seed", "machine", "runs", "epochs", "identical", "differing columns"])
 
 
-def shared_stages_lines(shared: pd.DataFrame) -> list[str]:
-    """One sentence per row of `shared_stages`: the seed, the machine, the runs and the outcome."""
-    lines = []
-    for check in shared.to_dict("records"):
-        where = {"": "", ACROSS_MACHINES: ", across machines (one run of each)"}.get(check["machine"],
-                                                                                 f", on {check['machine']}")
-        outcome = ("identical, digit for digit" if check["identical"]
-                   else f"different in: {check['differing columns']}")
-        lines.append(f"seed {check['seed']}{where}: stages 1-2 of {check['runs']} ({check['epochs']} epochs): {outcome}")
-    return lines
+def shared_stages_view(shared: pd.DataFrame) -> pd.DataFrame:
+    """`shared_stages` as the chapters print it: seed, machine, runs, epochs, and the outcome in words
+    (``identical, digit for digit`` or the differing columns)."""
+    outcome = [("identical, digit for digit" if check["identical"] else f"different in: {check['differing columns']}")
+               for check in shared.to_dict("records")]
+    return shared[["seed", "machine", "runs", "epochs"]].assign(**{"stages 1-2": outcome})
 
 
 def selection_claims(table: pd.DataFrame, scores: QueryScores, column: str = "SQ mAP") -> pd.DataFrame:

@@ -5,6 +5,7 @@ folders, and the scores, gains, verdicts and orders per level on constructed run
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 
 import numpy as np
@@ -19,6 +20,7 @@ from mpm.analysis.conditions import (
     claim_verdicts,
     ensure_levels,
     gains,
+    level_machines,
     level_notes,
     level_statistics,
     mask_calibration,
@@ -189,6 +191,26 @@ def test_gains_over_the_baseline_and_over_the_exact_masks():
     masks = gains(TABLE, SCORES, "masks", ["exact", "dilated"], [BASE, POOL])
     assert masks[["row", "level", "over", "d", "s", "n"]].values.tolist() == [
         [POOL, "dilated", "(4) at exact", -3.0, 1.0, 3]]
+
+
+def test_level_machines_counts_each_levels_runs_per_machine(tmp_path):
+    folders = {}
+    for name, model in (("intel", "Intel(R) Xeon(R) Processor"), ("amd", "AMD EPYC")):
+        folders[name] = tmp_path / name
+        folders[name].mkdir()
+        (folders[name] / "env.json").write_text(json.dumps(
+            {"device": "cpu", "numerics": {"cpu_model": model, "cpu_capability": "AVX512"}}))
+    table = pd.DataFrame([
+        {"setting": BASE, "seed": 0, "stored": True, "path": str(folders["intel"])},
+        {"setting": POOL, "seed": 0, "stored": True, "path": str(folders["intel"])},
+        {"setting": POOL, "seed": 1, "stored": True, "path": str(folders["amd"])},
+        {"setting": f"{POOL}, masks dilated", "seed": 0, "stored": True, "path": str(folders["amd"])},
+        {"setting": f"{POOL}, masks dilated", "seed": 1, "stored": False, "path": str(tmp_path / "missing")}])
+    machines = level_machines(table, "masks", ["exact", "dilated"], [BASE, POOL])
+    assert machines.values.tolist() == [["exact", "Intel(R) Xeon(R) Processor (AVX512)", 2],
+                                        ["exact", "AMD EPYC (AVX512)", 1],
+                                        ["dilated", "AMD EPYC (AVX512)", 1]]
+    assert level_machines(table.iloc[:0], "masks", ["exact"], [POOL]).columns.tolist() == ["level", "machine", "runs"]
 
 
 def test_claim_verdicts_per_level_with_table_1s_margins():

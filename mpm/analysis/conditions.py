@@ -20,6 +20,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from mpm.analysis.figures import note_figure
+from mpm.analysis.machines import run_machines
 from mpm.analysis.masks import iou_summary
 from mpm.analysis.paper import table1
 from mpm.analysis.plots import FULL_WIDTH, INTERVAL_STYLE, SD_STYLE, legend_below
@@ -255,6 +256,26 @@ def gains(table: pd.DataFrame, scores: QueryScores, axis: str, levels: Sequence[
                             "verdict": comparison.verdict, "why": comparison.reason})
     return pd.DataFrame(records, columns=["row", "level", "position", "over", "d", "s", "n", "lo", "hi",
                                           "verdict", "why"])
+
+
+def level_machines(table: pd.DataFrame, axis: str, levels: Sequence[str], rows: Sequence[str]) -> pd.DataFrame:
+    """Per level of ``axis``, the machines (`mpm.analysis.machines`) that trained the stored runs of
+    ``rows`` there and how many each: a paired gain whose two runs come from different machines
+    counts the machines' drift as training noise. Rows not trained on the axis count at its default
+    level only."""
+    machines = run_machines(table)
+    records = []
+    for level in levels:
+        counts: dict[str, int] = {}
+        for row in rows:
+            if level != default_level(axis) and not planned_on(row, axis):
+                continue
+            setting = cell(row, axis, level)
+            for (stored, _), name in machines.items():
+                if stored == setting:
+                    counts[name] = counts.get(name, 0) + 1
+        records += [{"level": level, "machine": name, "runs": runs} for name, runs in counts.items()]
+    return pd.DataFrame(records, columns=["level", "machine", "runs"])
 
 
 def claim_verdicts(table: pd.DataFrame, scores: QueryScores, axis: str, levels: Sequence[str],

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -266,14 +267,8 @@ def level_machines(table: pd.DataFrame, axis: str, levels: Sequence[str], rows: 
     machines = run_machines(table)
     records = []
     for level in levels:
-        counts: dict[str, int] = {}
-        for row in rows:
-            if level != default_level(axis) and not planned_on(row, axis):
-                continue
-            setting = cell(row, axis, level)
-            for (stored, _), name in machines.items():
-                if stored == setting:
-                    counts[name] = counts.get(name, 0) + 1
+        settings = {cell(row, axis, level) for row in rows if level == default_level(axis) or planned_on(row, axis)}
+        counts = Counter(name for (setting, _), name in machines.items() if setting in settings)
         records += [{"level": level, "machine": name, "runs": runs} for name, runs in counts.items()]
     return pd.DataFrame(records, columns=["level", "machine", "runs"])
 

@@ -63,7 +63,7 @@ def load_study(study: str, *, profile_name: str, seeds: Sequence[int], data_root
 
 def verdict_table(claims: pd.DataFrame, drop: Sequence[str] = ()) -> Table:
     """A verdict table (`mpm.analysis.statistics.CLAIM_COLUMNS`) in the book's style; ``drop`` names
-    columns the chapter leaves out (a constant one it states in the text)."""
+    columns the chapter leaves out (a constant one it states in the text, or one another table shows)."""
     return book_table(claims.drop(columns=list(drop)), decimals=VERDICT_DECIMALS)
 
 
